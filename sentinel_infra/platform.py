@@ -1,0 +1,74 @@
+"""The ground every service stands on: the Docker provider, the stack network and the named volumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from .naming import StackNames
+from .settings import Settings
+
+VOLUMES = ("postgres-data", "redis-data", "minio-data", "elasticsearch-data")
+"""The stateful volumes: everything the stack must never lose lives on one of them."""
+
+SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
+"""Never wait for a password or host-key prompt that nobody will answer during `pulumi up`."""
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    settings: Settings
+    names: StackNames
+
+
+class Platform(pulumi.ComponentResource):
+    """The Docker provider every resource uses explicitly, one bridge network and the four data volumes."""
+
+    provider: docker.Provider
+    network: docker.Network
+    volumes: dict[str, docker.Volume]
+
+    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentineliq:platform:Platform", name, None, opts)
+        settings, names = args.settings, args.names
+        remote = settings.ssh is not None
+        self.provider = docker.Provider(
+            f"{name}-docker",
+            docker.ProviderArgs(
+                host=settings.docker_host,
+                ssh_opts=SSH_OPTIONS if remote else None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        on_docker = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        self.network = docker.Network(
+            f"{name}-network",
+            docker.NetworkArgs(
+                name=names.physical("network"),
+                driver="bridge",
+                labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in names.labels().items()],
+            ),
+            opts=on_docker,
+        )
+        # A volume delete is a forced remove: with protectData the engine refuses to delete them, and even a
+        # removal from the program only drops them from the state.
+        keep = pulumi.ResourceOptions(protect=settings.protect_data, retain_on_delete=settings.protect_data)
+        self.volumes = {
+            volume: docker.Volume(
+                f"{name}-{volume}",
+                docker.VolumeArgs(
+                    name=names.physical(volume),
+                    labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in names.labels().items()],
+                ),
+                opts=pulumi.ResourceOptions.merge(on_docker, keep),
+            )
+            for volume in VOLUMES
+        }
+        self.register_outputs(
+            {
+                "networkName": self.network.name,
+                "volumeNames": {key: volume.name for key, volume in self.volumes.items()},
+            }
+        )

@@ -1,0 +1,196 @@
+"""The generic service container: a typed `ServiceSpec` and the one component that renders it.
+
+Every container of the stack is described as data (image, ports, health check, limits, environment, files,
+dependencies) and rendered by `ServiceContainer`, so adding a service is adding a spec. The component owns the
+rules that hold for every service: health-gated start (`wait`), explicit port addresses, no-new-privileges, log
+rotation, labels, a stop grace period, and secret handling of the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+from pydantic import SecretStr
+
+from .naming import StackNames
+from .settings import Limits
+
+EnvValue = str | SecretStr
+"""An environment value: plain text, or a secret that is rendered as a Pulumi secret output."""
+
+LOG_ROTATION = {"max-size": "10m", "max-file": "5"}
+"""json-file rotation: at most 50 MB of logs per container, so logs cannot fill the host's disk."""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A Docker health check; durations in seconds.
+
+    `start_interval` probes every second during `start_period`, so readiness is seen within a second of it
+    happening (Docker Engine 25+); after that the check runs every `interval`.
+    """
+
+    test: tuple[str, ...]
+    interval: int = 10
+    timeout: int = 5
+    retries: int = 5
+    start_period: int = 30
+    start_interval: int = 1
+
+    def args(self) -> docker.ContainerHealthcheckArgs:
+        return docker.ContainerHealthcheckArgs(
+            tests=list(self.test),
+            interval=f"{self.interval}s",
+            timeout=f"{self.timeout}s",
+            retries=self.retries,
+            start_period=f"{self.start_period}s",
+            start_interval=f"{self.start_interval}s",
+        )
+
+
+def shell_check(script: str) -> tuple[str, ...]:
+    """A health check run by the image's shell (`CMD-SHELL`)."""
+    return ("CMD-SHELL", script)
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """A container port published on the Docker host, always on an explicit host address."""
+
+    internal: int
+    external: int
+    host_ip: str
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A named volume of the platform (by its key, such as `postgres-data`) mounted at `path`."""
+
+    volume: str
+    path: str
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file written into the container before it starts (no host bind mount: works on a remote host)."""
+
+    path: str
+    content: EnvValue
+    mode: str = "0644"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything that describes one service of the stack."""
+
+    name: str
+    image: str
+    healthcheck: HealthCheck
+    wait_timeout: int
+    """Seconds `pulumi up` waits for the container to turn healthy before it fails."""
+    limits: Limits
+    stop_grace: int = 10
+    """Seconds between SIGTERM and SIGKILL when the container is stopped or replaced."""
+    env: Mapping[str, EnvValue] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    ports: tuple[PublishedPort, ...] = ()
+    volumes: tuple[VolumeMount, ...] = ()
+    files: tuple[FileUpload, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    """Services that must be healthy before this one starts."""
+    track_registry_digest: bool = False
+    """Re-pull the image whenever the registry digest of its tag changes (for mutable tags such as `main`)."""
+
+    @property
+    def has_secrets(self) -> bool:
+        return any(isinstance(v, SecretStr) for v in (*self.env.values(), *(f.content for f in self.files)))
+
+
+def render(value: EnvValue) -> pulumi.Input[str]:
+    """Plain text as is; a secret as a Pulumi secret output, so state and previews only show `[secret]`."""
+    if isinstance(value, SecretStr):
+        return pulumi.Output.secret(value.get_secret_value())
+    return value
+
+
+def _env_entry(name: str, value: EnvValue) -> pulumi.Input[str]:
+    if isinstance(value, SecretStr):
+        return render(SecretStr(f"{name}={value.get_secret_value()}"))
+    return f"{name}={value}"
+
+
+@dataclass(frozen=True)
+class ServiceContainerArgs:
+    spec: ServiceSpec
+    names: StackNames
+    image_id: pulumi.Input[str]
+    network_name: pulumi.Input[str]
+    volume_names: Mapping[str, pulumi.Input[str]]
+    provider: docker.Provider
+    depends_on: Sequence[pulumi.Resource] = ()
+    """Resources that must be ready first: upstream containers (health-gated by their `wait`), setup steps."""
+
+
+class ServiceContainer(pulumi.ComponentResource):
+    """One service of the stack: its container, health-gated, hardened and labelled."""
+
+    container: docker.Container
+
+    def __init__(self, name: str, args: ServiceContainerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentineliq:service:ServiceContainer", name, None, opts)
+        spec = args.spec
+        labels = args.names.labels(spec.name)
+        self.container = docker.Container(
+            f"{name}-container",
+            docker.ContainerArgs(
+                name=args.names.physical(spec.name),
+                image=args.image_id,
+                envs=[_env_entry(k, v) for k, v in sorted(spec.env.items())] or None,
+                command=list(spec.command) or None,
+                ports=[
+                    docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.host_ip, protocol="tcp")
+                    for p in spec.ports
+                ]
+                or None,
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=args.volume_names[m.volume], container_path=m.path)
+                    for m in spec.volumes
+                ]
+                or None,
+                uploads=[
+                    docker.ContainerUploadArgs(file=f.path, content=render(f.content), permissions=f.mode)
+                    for f in spec.files
+                ]
+                or None,
+                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[spec.name])],
+                healthcheck=spec.healthcheck.args(),
+                wait=True,
+                wait_timeout=spec.wait_timeout,
+                restart="unless-stopped",
+                must_run=True,
+                memory=spec.limits.memory_mb,
+                memory_swap=spec.limits.memory_mb,
+                cpus=f"{spec.limits.cpus:g}",
+                destroy_grace_seconds=spec.stop_grace,
+                stop_timeout=spec.stop_grace,
+                security_opts=["no-new-privileges:true"],
+                log_driver="json-file",
+                log_opts=LOG_ROTATION,
+                labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.provider,
+                depends_on=list(args.depends_on),
+                # The provider updates a changed health check "in place" without touching the running container.
+                replace_on_changes=["healthcheck"],
+                # A fixed container name cannot exist twice: remove the old container before creating the new one.
+                delete_before_replace=True,
+                additional_secret_outputs=["envs", "uploads"] if spec.has_secrets else None,
+            ),
+        )
+        self.container_name = self.container.name
+        self.register_outputs({"containerName": self.container_name, "containerId": self.container.id})

@@ -1,0 +1,184 @@
+"""Config validation: every rule, reported together, naming the key and the fix, never a secret's value."""
+
+from __future__ import annotations
+
+import harness
+import pulumi
+import pytest
+from harness import PROJECT, TEST_SECRETS, deploy, stack_config, with_secrets
+
+from sentinel_infra.settings import Settings, collect_problems, is_secret
+
+
+def valid() -> tuple[dict[str, str], set[str]]:
+    """The prod stack file plus test secrets, without the namespace."""
+    config, secrets = with_secrets(stack_config("prod"))
+    strip = len(PROJECT) + 1
+    return {k[strip:]: v for k, v in config.items()}, {k[strip:] for k in secrets}
+
+
+def problems_of(**changes: str | None) -> dict[str, tuple[str, str]]:
+    """{key: (rule, fix)} for a valid config with some keys changed (None removes a key)."""
+    values, secrets = valid()
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    problems, settings = collect_problems(values, secrets)
+    assert (settings is None) == bool(problems)
+    return {p.key: (p.rule, p.fix) for p in problems}
+
+
+def test_the_committed_stacks_are_valid() -> None:
+    assert problems_of() == {}
+
+
+def test_every_missing_required_key_is_reported_at_once() -> None:
+    problems = problems_of(
+        serverTag=None, clientTag=None, postgresPassword=None, redisPassword=None, minioRootPassword=None
+    )
+    assert set(problems) == {"serverTag", "clientTag", "postgresPassword", "redisPassword", "minioRootPassword"}
+    assert problems["serverTag"] == ("is required but not set", "pulumi config set sentineliq:serverTag sha-a1b2c3d")
+    assert problems["postgresPassword"][1].startswith("pulumi config set --secret sentineliq:postgresPassword ")
+
+
+@pytest.mark.parametrize("key", ["postgresPassword", "redisPassword", "minioRootPassword"])
+def test_passwords_need_12_characters_and_only_their_length_is_told(key: str) -> None:
+    rule, fix = problems_of(**{key: "Sh0rt!pw"})[key]
+    assert rule == "must have at least 12 characters (the value set has 8)"
+    assert "Sh0rt!pw" not in rule + fix
+    assert fix == f'pulumi config set --secret sentineliq:{key} "$(openssl rand -base64 24)"'
+
+
+def test_a_secret_with_a_newline_is_refused_without_echo() -> None:
+    rule, _ = problems_of(redisPassword="line-one-ok\nline-two")["redisPassword"]
+    assert "control characters" in rule
+    assert "line-one" not in rule
+
+
+def test_a_secret_in_plain_text_is_an_error() -> None:
+    values, secrets = valid()
+    problems, settings = collect_problems(values, secrets - {"postgresPassword"})
+    assert settings is None
+    [problem] = problems
+    assert problem.key == "postgresPassword"
+    assert problem.rule == "is a secret but is stored in plain text"
+    assert problem.fix.startswith("pulumi config set --secret sentineliq:postgresPassword")
+    assert TEST_SECRETS["postgresPassword"] not in problem.render()
+
+
+@pytest.mark.parametrize(
+    ("user", "rule"),
+    [
+        ("ab", "must have at least 3 characters and no '=' or ','"),
+        ("a=b", "must have at least 3 characters and no '=' or ','"),
+        ("a,bc", "must have at least 3 characters and no '=' or ','"),
+        ("minioadmin", "must not be minioadmin, MinIO's public default"),
+    ],
+)
+def test_minio_root_user_rules(user: str, rule: str) -> None:
+    assert problems_of(minioRootUser=user)["minioRootUser"] == (
+        rule,
+        "pulumi config set sentineliq:minioRootUser sentineliq",
+    )
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "http", "80.5"])
+def test_ports_are_integers_from_1_to_65535(port: str) -> None:
+    problems = problems_of(hostPorts=f'{{"kibana": "{port}"}}')
+    assert list(problems) == ["hostPorts.kibana"]
+    assert problems["hostPorts.kibana"][1] == "pulumi config set --path 'sentineliq:hostPorts.kibana' 5601"
+
+
+def test_two_services_cannot_share_a_host_port() -> None:
+    problems = problems_of(hostPorts='{"minioConsole": 3000}')
+    assert problems["hostPorts.minioConsole"][0] == "port 3000 is already used by hostPorts.client"
+
+
+def test_an_unknown_key_suggests_the_closest_known_key() -> None:
+    problems = problems_of(postgresPasword="whatever-whatever")
+    rule, fix = problems["postgresPasword"]
+    assert rule == "is not a known setting; did you mean sentineliq:postgresPassword?"
+    assert fix == "pulumi config rm sentineliq:postgresPasword"
+    assert "whatever" not in rule + fix
+    assert "did you mean sentineliq:protectData?" in problems_of(protectdata="true")["protectdata"][0]
+
+
+def test_unknown_services_and_fields_inside_resources() -> None:
+    problems = problems_of(resources='{"postgress": {"cpus": 1}, "redis": {"memory": 512}}')
+    assert problems["resources.postgress"][1] == "pulumi config rm --path 'sentineliq:resources.postgress'"
+    assert problems["resources.redis.memory"] == (
+        "is not a known field",
+        "pulumi config rm --path 'sentineliq:resources.redis.memory'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ('{"redis": {"cpus": 0}}', "must be between 0.05 and 64 CPU cores"),
+        ('{"redis": {"memoryMb": 32}}', "must be between 64 and 1048576 MiB"),
+    ],
+)
+def test_limit_ranges(value: str, rule: str) -> None:
+    [(key, (found, fix))] = problems_of(resources=value).items()
+    assert found == rule
+    assert fix.startswith(f"pulumi config set --path 'sentineliq:{key}' ")
+
+
+def test_a_structured_key_must_be_an_object() -> None:
+    assert problems_of(resources="postgres=2")["resources"][0] == "must be an object (set it with --path)"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("serverTag", "latest"),
+        ("clientTag", "has space"),
+        ("imageRegistry", "GHCR.io/Upper"),
+        ("dockerHost", "tcp://10.0.0.1:2375"),
+        ("dockerHost", "ssh://host-without-user"),
+        ("dockerHost", "ssh://u@h:70000"),
+        ("publicBindAddress", "localhost"),
+        ("protectData", "maybe"),
+    ],
+)
+def test_plain_keys_have_rules(key: str, value: str) -> None:
+    rule, fix = problems_of(**{key: value})[key]
+    assert rule
+    assert fix.startswith(f"pulumi config set sentineliq:{key} ")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("dockerHost", "unix:///var/run/docker.sock"),
+        ("dockerHost", "ssh://deploy@10.0.0.5:2222"),
+        ("publicBindAddress", "::1"),
+        ("protectData", "false"),
+        ("serverTag", "1.2.0"),
+    ],
+)
+def test_valid_alternatives(key: str, value: str) -> None:
+    assert problems_of(**{key: value}) == {}
+
+
+def test_secret_keys_are_exactly_the_secret_typed_fields() -> None:
+    secret = {str(f.alias) for f in Settings.model_fields.values() if is_secret(f)}
+    assert secret == {"postgresPassword", "redisPassword", "minioRootPassword"}
+
+
+def test_a_bad_config_stops_the_program_before_any_resource() -> None:
+    config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, "postgresPassword": "tiny-pw"})
+    config["sentineliq:minioRootUser"] = "minioadmin"
+    config["sentineliq:servertag"] = "main"
+    with pytest.raises(pulumi.RunError) as raised:
+        deploy(config, secret_keys, stack="prod")
+    assert harness.LAST_REGISTRATIONS == []
+    message = str(raised.value)
+    assert "stack 'prod' has 3 problems" in message
+    assert "sentineliq:postgresPassword: must have at least 12 characters (the value set has 7)" in message
+    assert "sentineliq:minioRootUser" in message
+    assert "did you mean sentineliq:serverTag?" in message
+    assert "tiny-pw" not in message
