@@ -91,5 +91,11 @@ def database_url(settings: Settings) -> SecretStr:
     return SecretStr(f"postgresql://{DATABASE}:{password}@postgres:5432/{DATABASE}")
 
 
+def redis_url(settings: Settings) -> SecretStr:
+    """The application's Redis URL, with the password (URL-encoded)."""
+    password = quote(settings.redis_password.get_secret_value(), safe="")
+    return SecretStr(f"redis://:{password}@redis:6379/0")
+
+
 def data_services(settings: Settings) -> list[ServiceSpec]:
     return [postgres(settings), redis(settings), minio(settings)]

@@ -17,6 +17,19 @@ SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
 """Never wait for a password or host-key prompt that nobody will answer during `pulumi up`."""
 
 
+def _registry_auth(settings: Settings) -> list[docker.ProviderRegistryAuthArgs] | None:
+    """Pull credentials for the application's registry, when it is private."""
+    if settings.registry_username is None or settings.registry_token is None:
+        return None
+    return [
+        docker.ProviderRegistryAuthArgs(
+            address=settings.image_registry.split("/", 1)[0],
+            username=settings.registry_username,
+            password=pulumi.Output.secret(settings.registry_token.get_secret_value()),
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class PlatformArgs:
     settings: Settings
@@ -39,6 +52,7 @@ class Platform(pulumi.ComponentResource):
             docker.ProviderArgs(
                 host=settings.docker_host,
                 ssh_opts=SSH_OPTIONS if remote else None,
+                registry_auth=_registry_auth(settings),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -57,6 +57,23 @@ def _printable(value: SecretStr) -> SecretStr:
 Password = Annotated[SecretStr, Field(min_length=12, max_length=256), AfterValidator(_printable)]
 LongSecret = Annotated[SecretStr, Field(min_length=32, max_length=1024), AfterValidator(_printable)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _private_key(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value().strip()
+    if not (text.startswith("-----BEGIN ") and "PRIVATE KEY-----" in text):
+        raise ValueError("must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)")
+    return value
+
+
+def _sentry_dsn(value: SecretStr) -> SecretStr:
+    parts = urlsplit(value.get_secret_value())
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
+        raise ValueError("must be a Sentry DSN, https://<key>@<host>/<project>")
+    return value
+
+
+PrivateKey = Annotated[SecretStr, Field(max_length=16384), AfterValidator(_private_key)]
 ImageTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
 
 
@@ -203,6 +220,50 @@ class Settings(_Section):
         default="sentineliq",
     )
     minio_root_password: Password = key("MinIO root password (12+ characters)", example=_GENERATE_PASSWORD)
+    elastic_password: Password = key(
+        "password of Elasticsearch's `elastic` superuser (12+ characters)", example=_GENERATE_PASSWORD
+    )
+    kibana_system_password: Password = key(
+        "password of `kibana_system`, Kibana's own identity (12+ characters)", example=_GENERATE_PASSWORD
+    )
+    logstash_password: Password = key(
+        "password of `logstash_writer`, Logstash's write-only identity (12+ characters)", example=_GENERATE_PASSWORD
+    )
+    kibana_encryption_key: LongSecret = key(
+        "Kibana's saved-object encryption key (32+ characters)", example=_GENERATE_KEY
+    )
+    jwt_secret: LongSecret = key("the API server's JWT signing secret (32+ characters)", example=_GENERATE_KEY)
+    sentry_dsn: Annotated[SecretStr, AfterValidator(_sentry_dsn)] | None = key(
+        "Sentry DSN of the API server; unset disables error tracking",
+        example="'https://<key>@o0.ingest.sentry.io/<project>'",
+        default=None,
+    )
+    registry_username: str | None = key(
+        "user for pulling private images from imageRegistry (with registryToken)", example="ci-bot", default=None
+    )
+    registry_token: Annotated[SecretStr, AfterValidator(_printable)] | None = key(
+        "token for pulling private images (with registryUsername), e.g. a read:packages PAT",
+        example="<token>",
+        default=None,
+    )
+    ssh_private_key: PrivateKey | None = key(
+        "private key the deploy commands use on an ssh:// dockerHost (required then)",
+        example="< ~/.ssh/id_ed25519",
+        default=None,
+    )
+    app_url: Annotated[str, AfterValidator(_url)] = key(
+        "public URL of the web client (the server's WASP_WEB_CLIENT_URL, for CORS and links)",
+        example="https://app.sentineliq.com",
+        default="http://localhost:3000",
+    )
+    api_url: Annotated[str, AfterValidator(_url)] = key(
+        "public URL of the API server (WASP_SERVER_URL)",
+        example="https://api.sentineliq.com",
+        default="http://localhost:3001",
+    )
+    s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] = key(
+        "MinIO bucket of the API server's files", example="sentineliq", default="sentineliq"
+    )
     resources: dict[ServiceName, LimitsOverride] = key(
         "per-service overrides of CPU and memory limits, e.g. resources.postgres.memoryMb",
         example="4096",
@@ -337,6 +398,7 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
             data[name] = _decode(info, raw)
         except json.JSONDecodeError:
             problems.append(Problem(name, "must be an object (set it with --path)", _fix(f"{name}.<field>")))
+    problems.extend(_cross_key_problems(data))
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -347,6 +409,17 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
 
 def _case(match: str, fields: Mapping[str, FieldInfo]) -> str:
     return next((f for f in fields if f.lower() == match.lower()), match)
+
+
+def _cross_key_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Rules that tie keys together; they only look at which keys are set, so they run whatever else fails."""
+    problems = []
+    for present, missing in (("registryUsername", "registryToken"), ("registryToken", "registryUsername")):
+        if present in data and missing not in data:
+            problems.append(Problem(missing, f"is required when {NAMESPACE}:{present} is set", _fix(missing)))
+    if str(data.get("dockerHost", "")).startswith("ssh://") and "sshPrivateKey" not in data:
+        problems.append(Problem("sshPrivateKey", "is required when dockerHost is ssh://...", _fix("sshPrivateKey")))
+    return problems
 
 
 def load_settings() -> Settings:

@@ -1,4 +1,15 @@
-"""The whole stack: platform, images and services, wired in their health-gated start order."""
+"""The whole stack: platform, images and services, wired in their health-gated start order.
+
+Every edge is a `depends_on` on an upstream container whose `wait` returns only once it is healthy (compose's
+`service_healthy`); services without an edge between them start concurrently. The order, as in the seed:
+
+    postgres, redis, minio, elasticsearch          (no dependencies: all four at once)
+    elastic-setup        after elasticsearch
+    logstash, kibana     after elasticsearch and elastic-setup
+    migrate              after postgres, with the server image of this update
+    server               after postgres, redis, minio, elasticsearch, logstash and migrate
+    client               after server
+"""
 
 from __future__ import annotations
 
@@ -6,8 +17,11 @@ from collections.abc import Sequence
 
 import pulumi
 
+from .application import client, server
 from .data_services import data_services
 from .images import ImageSet, ImageSetArgs
+from .logging_stack import ElasticSetup, ElasticSetupArgs, elasticsearch, kibana, logstash
+from .migrations import PrismaMigration, PrismaMigrationArgs
 from .naming import StackNames
 from .platform import Platform, PlatformArgs
 from .service import ServiceContainer, ServiceContainerArgs, ServiceSpec
@@ -39,18 +53,67 @@ class _Services:
         return service
 
 
+def _on_host(settings: Settings, port: int) -> str:
+    """How an operator reaches a port bound to the Docker host's loopback."""
+    ssh = settings.ssh
+    if ssh is None:
+        return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port} after: ssh -p {ssh.port} -N -L {port}:127.0.0.1:{port} {ssh.user}@{ssh.host}"
+
+
 def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
     """Declare every resource of the stack and return the stack outputs."""
     names = StackNames.current()
     platform = Platform(names.project, PlatformArgs(settings=settings, names=names))
-    specs = data_services(settings)
-    images = ImageSet("images", ImageSetArgs(specs=specs, provider=platform.provider))
+    specs = {
+        spec.name: spec
+        for spec in (
+            *data_services(settings),
+            elasticsearch(settings),
+            logstash(settings),
+            kibana(settings),
+            server(settings),
+            client(settings),
+        )
+    }
+    images = ImageSet("images", ImageSetArgs(specs=list(specs.values()), provider=platform.provider))
     services = _Services(platform, images, names)
-    for spec in specs:
-        services.add(spec)
+    for name in ("postgres", "redis", "minio", "elasticsearch"):
+        services.add(specs[name])
+
+    setup = ElasticSetup(
+        "elastic-setup",
+        ElasticSetupArgs(
+            settings=settings,
+            names=names,
+            image_id=images.image_id("elasticsearch"),
+            network_name=platform.network.name,
+            elasticsearch=services.containers["elasticsearch"].container,
+        ),
+    )
+    services.add(specs["logstash"], gates=[setup.command])
+    services.add(specs["kibana"], gates=[setup.command])
+
+    migration = PrismaMigration(
+        "migrate",
+        PrismaMigrationArgs(
+            settings=settings,
+            names=names,
+            server_image_id=images.image_id("server"),
+            network_name=platform.network.name,
+            postgres=services.containers["postgres"].container,
+        ),
+    )
+    services.add(specs["server"], gates=[migration.command])
+    services.add(specs["client"])
+
     return {
+        "appUrl": settings.app_url,
+        "apiUrl": settings.api_url,
+        "kibana": _on_host(settings, settings.host_ports.kibana),
+        "minioConsole": _on_host(settings, settings.host_ports.minio_console),
         "network": platform.network.name,
         "volumes": {key: volume.name for key, volume in platform.volumes.items()},
         "containers": {name: service.container_name for name, service in services.containers.items()},
-        "minioConsole": f"http://127.0.0.1:{settings.host_ports.minio_console} on the Docker host",
+        "imageDigests": {name: images.digest(name) for name in services.containers},
     }

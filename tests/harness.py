@@ -7,6 +7,7 @@ provider, dependencies and options (protect, retainOnDelete, replaceOnChanges, .
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ TEST_SECRETS: dict[str, str] = {
     "postgresPassword": "pg-Secret-0001-xyz",
     "redisPassword": "redis-Secret-0002-xyz",
     "minioRootPassword": "minio-Secret-0003-xyz",
+    "elasticPassword": "elastic-Secret-0004-xyz",
+    "kibanaSystemPassword": "kibana-Secret-0005-xyz",
+    "logstashPassword": "logstash-Secret-0006-xyz",
+    "kibanaEncryptionKey": "kibana-encryption-key-0007-0123456789abcdef",
+    "jwtSecret": "jwt-signing-secret-0008-0123456789abcdefgh",
 }
 
 SECRET_SIG = rpc._special_sig_key
@@ -100,6 +106,9 @@ def plain_strings(value: Any) -> Iterator[str]:
         yield value
 
 
+REGISTRY_DIGEST = f"sha256:{'cd' * 32}"
+"""What the mocked registry answers for every tag."""
+
 LAST_REGISTRATIONS: list[Registration] = []
 """What the latest `deploy` registered, kept even when the program failed."""
 
@@ -108,19 +117,26 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
         if args.typ == "docker:index/remoteImage:RemoteImage":
-            outputs["imageId"] = f"sha256:{abs(hash(args.inputs['name'])):064x}"[:71]
+            outputs["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
             outputs["repoDigest"] = f"{args.inputs['name'].split(':')[0]}@sha256:{'ab' * 32}"
         if args.typ == "docker:index/container:Container":
             outputs.setdefault("name", args.name)
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        self.calls.append((args.token, dict(args.args)))
         if args.token == "docker:index/getRegistryImage:getRegistryImage":
-            return {"name": args.args["name"], "sha256Digest": f"sha256:{'cd' * 32}"}, None
-        return {}, None
+            return {"name": args.args["name"], "sha256Digest": REGISTRY_DIGEST}
+        return {}
 
 
 class _RecordingMonitor(mocks.MockMonitor):
+    mocks: _Mocks
+
     def __init__(self) -> None:
         super().__init__(_Mocks())
         self.registrations: list[Registration] = []
@@ -155,6 +171,8 @@ class Deployment:
     """What one evaluation of the program registered, and its resolved stack outputs."""
 
     resources: list[Registration]
+    calls: list[tuple[str, dict[str, Any]]]
+    """Invokes (data sources) with their arguments."""
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
 
@@ -225,7 +243,7 @@ def deploy(
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    deployment = Deployment(resources=monitor.registrations)
+    deployment = Deployment(resources=monitor.registrations, calls=monitor.mocks.calls)
 
     @pulumi.runtime.test
     def run() -> pulumi.Output[Any]:

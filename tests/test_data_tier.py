@@ -194,13 +194,6 @@ def test_stack_outputs(prod: Deployment) -> None:
             assert secret not in text
 
 
-def test_a_remote_engine_over_ssh() -> None:
-    deployment = deploy_stack("prod", dockerHost="ssh://deploy@docker-1.example.com:2222")
-    provider = deployment.of_type("pulumi:providers:docker")[0]
-    assert provider.inputs["host"] == "ssh://deploy@docker-1.example.com:2222"
-    assert "BatchMode=yes" in provider.plain("sshOpts")
-
-
 def test_the_local_engine_by_default(dev: Deployment) -> None:
     provider = dev.of_type("pulumi:providers:docker")[0]
     assert "host" not in provider.inputs

@@ -154,10 +154,11 @@ def test_plain_keys_have_rules(key: str, value: str) -> None:
     ("key", "value"),
     [
         ("dockerHost", "unix:///var/run/docker.sock"),
-        ("dockerHost", "ssh://deploy@10.0.0.5:2222"),
         ("publicBindAddress", "::1"),
         ("protectData", "false"),
         ("serverTag", "1.2.0"),
+        ("appUrl", "https://app.example.com/"),
+        ("s3Bucket", "uploads.prod"),
     ],
 )
 def test_valid_alternatives(key: str, value: str) -> None:
@@ -166,7 +167,19 @@ def test_valid_alternatives(key: str, value: str) -> None:
 
 def test_secret_keys_are_exactly_the_secret_typed_fields() -> None:
     secret = {str(f.alias) for f in Settings.model_fields.values() if is_secret(f)}
-    assert secret == {"postgresPassword", "redisPassword", "minioRootPassword"}
+    assert secret == {
+        "postgresPassword",
+        "redisPassword",
+        "minioRootPassword",
+        "elasticPassword",
+        "kibanaSystemPassword",
+        "logstashPassword",
+        "kibanaEncryptionKey",
+        "jwtSecret",
+        "sentryDsn",
+        "registryToken",
+        "sshPrivateKey",
+    }
 
 
 def test_a_bad_config_stops_the_program_before_any_resource() -> None:
@@ -182,3 +195,74 @@ def test_a_bad_config_stops_the_program_before_any_resource() -> None:
     assert "sentineliq:minioRootUser" in message
     assert "did you mean sentineliq:serverTag?" in message
     assert "tiny-pw" not in message
+
+
+# --- keys of the whole stack -----------------------------------------------------------------------------------
+
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def secret_problems(plain: dict[str, str], **secret_values: str) -> dict[str, tuple[str, str]]:
+    values, secrets = valid()
+    values.update(plain)
+    values.update(secret_values)
+    problems, _ = collect_problems(values, secrets | set(secret_values))
+    return {p.key: (p.rule, p.fix) for p in problems}
+
+
+@pytest.mark.parametrize("key", ["elasticPassword", "kibanaSystemPassword", "logstashPassword"])
+def test_elastic_passwords(key: str) -> None:
+    assert problems_of(**{key: "elastic-pw"})[key][0] == "must have at least 12 characters (the value set has 10)"
+    assert key in problems_of(**{key: None})
+
+
+@pytest.mark.parametrize("key", ["kibanaEncryptionKey", "jwtSecret"])
+def test_long_secrets_need_32_characters(key: str) -> None:
+    rule, fix = problems_of(**{key: "x" * 31})[key]
+    assert rule == "must have at least 32 characters (the value set has 31)"
+    assert fix == f'pulumi config set --secret sentineliq:{key} "$(openssl rand -hex 32)"'
+
+
+def test_sentry_dsn_is_optional_but_must_be_a_dsn() -> None:
+    assert secret_problems({}, sentryDsn="https://k3y@o1.ingest.sentry.io/42") == {}
+    rule, _ = secret_problems({}, sentryDsn="not-a-dsn-k3y")["sentryDsn"]
+    assert rule == "must be a Sentry DSN, https://<key>@<host>/<project>"
+    assert "k3y" not in rule
+
+
+def test_sentry_dsn_must_be_secret() -> None:
+    values, secrets = valid()
+    values["sentryDsn"] = "https://k3y@o1.ingest.sentry.io/42"
+    problems, _ = collect_problems(values, secrets)
+    assert [(p.key, p.rule) for p in problems] == [("sentryDsn", "is a secret but is stored in plain text")]
+
+
+def test_registry_credentials_come_in_pairs() -> None:
+    assert secret_problems({"registryUsername": "ci-bot"}, registryToken="ghp_abc") == {}
+    assert secret_problems({"registryUsername": "ci-bot"}) == {
+        "registryToken": (
+            "is required when sentineliq:registryUsername is set",
+            "pulumi config set --secret sentineliq:registryToken <token>",
+        )
+    }
+    assert list(secret_problems({}, registryToken="ghp_abc")) == ["registryUsername"]
+
+
+def test_an_ssh_engine_needs_a_private_key() -> None:
+    ssh = {"dockerHost": "ssh://deploy@10.0.0.5:2222"}
+    assert secret_problems(ssh, sshPrivateKey=SSH_KEY) == {}
+    assert secret_problems(ssh)["sshPrivateKey"] == (
+        "is required when dockerHost is ssh://...",
+        "pulumi config set --secret sentineliq:sshPrivateKey < ~/.ssh/id_ed25519",
+    )
+    rule, _ = secret_problems(ssh, sshPrivateKey="ssh-ed25519 AAAAC3Nz public-key")["sshPrivateKey"]
+    assert rule.startswith("must be a PEM or OpenSSH private key")
+    assert "AAAAC3Nz" not in rule
+
+
+def test_every_problem_at_once_across_rules() -> None:
+    problems = secret_problems(
+        {"dockerHost": "ssh://deploy@h", "registryUsername": "bot", "appUrl": "ftp://x", "s3Bucket": "UP"},
+        jwtSecret="short-jwt",
+    )
+    assert set(problems) == {"sshPrivateKey", "registryToken", "appUrl", "s3Bucket", "jwtSecret"}

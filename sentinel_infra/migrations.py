@@ -1,0 +1,56 @@
+"""Prisma migrations: `prisma migrate deploy` with the server image of this update, before the server starts.
+
+This replaces the seed's manual `prod.sh migrate`. The command runs after PostgreSQL is healthy and the server
+depends on it, so a new server image is only started once its schema is in place, and a failing migration fails
+the update before the running server is touched. `migrate deploy` applies pending migrations only, so a re-run is
+harmless; the image id is the trigger, so every new server image migrates once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from .data_services import database_url
+from .naming import StackNames
+from .oneshot import OneShotArgs, one_shot
+from .settings import Settings
+
+MIGRATE = "npx prisma migrate deploy --schema=../db/schema.prisma"
+"""Run in the Wasp server image's working directory (`.wasp/build/server`), beside its `db/` folder."""
+
+SCRIPT = f"set -eu\nIFS= read -r DATABASE_URL\nexport DATABASE_URL\nexec {MIGRATE}\n"
+"""Reads the connection string from stdin, so it reaches neither a command line nor the container's config."""
+
+
+@dataclass(frozen=True)
+class PrismaMigrationArgs:
+    settings: Settings
+    names: StackNames
+    server_image_id: pulumi.Input[str]
+    network_name: pulumi.Input[str]
+    postgres: pulumi.Resource
+    """The PostgreSQL container: healthy (its `wait`) before the migration runs."""
+
+
+class PrismaMigration(pulumi.ComponentResource):
+    def __init__(self, name: str, args: PrismaMigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentineliq:migrations:PrismaMigration", name, None, opts)
+        url = database_url(args.settings).get_secret_value()
+        self.command = one_shot(
+            f"{name}-command",
+            "migrate",
+            OneShotArgs(
+                settings=args.settings,
+                names=args.names,
+                image_id=args.server_image_id,
+                network_name=args.network_name,
+                script=SCRIPT,
+                stdin=pulumi.Output.secret(url + "\n"),
+                triggers=[args.server_image_id],
+                depends_on=[args.postgres],
+            ),
+            parent=self,
+        )
+        self.register_outputs({})

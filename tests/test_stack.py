@@ -1,0 +1,427 @@
+"""The whole stack under mocks: start order, migration, logging stack, application, ports, images, outputs."""
+
+from __future__ import annotations
+
+import runpy
+from typing import Any
+
+import pulumi
+import pytest
+from harness import (
+    PROJECT,
+    REGISTRY_DIGEST,
+    ROOT,
+    TEST_SECRETS,
+    Deployment,
+    Secret,
+    deploy,
+    deploy_stack,
+    plain_strings,
+    stack_config,
+    unwrap,
+    with_secrets,
+)
+
+
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@pytest.fixture(scope="module")
+def prod() -> Deployment:
+    return deploy_stack("prod")
+
+
+@pytest.fixture(scope="module")
+def dev() -> Deployment:
+    return deploy_stack("dev")
+
+
+def remote(plain: dict[str, str] | None = None, **secrets: str) -> Deployment:
+    """The prod stack on an ssh:// engine, with extra plain keys and secrets."""
+    config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, "sshPrivateKey": SSH_KEY, **secrets})
+    config[f"{PROJECT}:dockerHost"] = "ssh://deploy@docker-1.example.com:2222"
+    config.update({f"{PROJECT}:{k}": v for k, v in (plain or {}).items()})
+    return deploy(config, secret_keys, stack="prod")
+
+
+def env_of(container: Any) -> dict[str, str]:
+    return dict(entry.split("=", 1) for entry in container.plain("envs"))
+
+
+# --- start order -------------------------------------------------------------------------------------------------
+
+EXPECTED_EDGES = {
+    "postgres-container": set(),
+    "redis-container": set(),
+    "minio-container": set(),
+    "elasticsearch-container": set(),
+    "elastic-setup-command": {"elasticsearch-container"},
+    "logstash-container": {"elasticsearch-container", "elastic-setup-command"},
+    "kibana-container": {"elasticsearch-container", "elastic-setup-command"},
+    "migrate-command": {"postgres-container"},
+    "server-container": {
+        "postgres-container",
+        "redis-container",
+        "minio-container",
+        "elasticsearch-container",
+        "logstash-container",
+        "migrate-command",
+    },
+    "client-container": {"server-container"},
+}
+"""Edges between containers and commands; images, network and volumes are not start-order edges."""
+
+
+def test_the_dependency_graph_edge_by_edge(prod: Deployment) -> None:
+    gates = set(EXPECTED_EDGES)
+    found = {name: prod.depends_on(prod.named(name)) & gates for name in EXPECTED_EDGES}
+    assert found == EXPECTED_EDGES
+
+
+def test_every_upstream_container_is_health_gated(prod: Deployment) -> None:
+    for name, upstream in EXPECTED_EDGES.items():
+        for dependency in upstream:
+            resource = prod.named(dependency)
+            if resource.type == "docker:index/container:Container":
+                assert resource.inputs["wait"] is True, f"{name} waits on {dependency} without a health gate"
+
+
+def test_wait_timeouts_fit_each_service(prod: Deployment) -> None:
+    timeouts = {service: c.inputs["waitTimeout"] for service, c in prod.containers().items()}
+    assert timeouts == {
+        "postgres": 180,
+        "redis": 90,
+        "minio": 120,
+        "elasticsearch": 300,
+        "logstash": 300,
+        "kibana": 300,
+        "server": 180,
+        "client": 90,
+    }
+    for service, container in prod.containers().items():
+        check = container.plain("healthcheck")
+        start = int(check["startPeriod"].rstrip("s"))
+        assert start < timeouts[service], f"{service} would time out before its start period ends"
+
+
+# --- the migration -----------------------------------------------------------------------------------------------
+
+
+def test_the_migration_runs_with_the_server_image_of_this_update(prod: Deployment) -> None:
+    migrate = prod.named("migrate-command")
+    assert migrate.type == "command:local:Command"
+    server_image = prod.named("images-server").urn
+    assert server_image in migrate.dependencies
+    image_id = prod.named("server-container").inputs["image"]
+    assert migrate.inputs["triggers"] == [image_id]
+    create = migrate.inputs["create"]
+    assert create.startswith("docker run --rm --interactive --network=sentineliq-prod-network ")
+    assert f" {image_id} " in create
+    assert "prisma migrate deploy" in create
+
+
+def test_the_database_url_reaches_the_migration_on_stdin_only(prod: Deployment) -> None:
+    migrate = prod.named("migrate-command")
+    url = f"postgresql://sentineliq:{TEST_SECRETS['postgresPassword']}@postgres:5432/sentineliq"
+    assert migrate.inputs["stdin"] == Secret(url + "\n")
+    assert "environment" not in migrate.inputs
+    assert "DATABASE_URL=" not in migrate.inputs["create"]
+    assert TEST_SECRETS["postgresPassword"] not in migrate.inputs["create"]
+    assert {"stdout", "stderr"} <= set(migrate.additional_secret_outputs)
+
+
+def test_the_migration_runs_over_ssh_on_a_remote_engine() -> None:
+    deployment = remote()
+    migrate = deployment.named("migrate-command")
+    assert migrate.type == "command:remote:Command"
+    connection = unwrap(migrate.inputs["connection"])
+    assert (connection["host"], connection["port"], connection["user"]) == ("docker-1.example.com", 2222, "deploy")
+    assert connection["privateKey"] == SSH_KEY
+    assert isinstance(migrate.inputs["connection"], Secret)
+    assert "environment" not in migrate.inputs
+    assert migrate.inputs["create"].startswith("docker run ")
+    assert deployment.of_type("command:local:Command") == []
+    provider = deployment.of_type("pulumi:providers:docker")[0]
+    assert provider.inputs["host"] == "ssh://deploy@docker-1.example.com:2222"
+    assert "BatchMode=yes" in provider.plain("sshOpts")
+
+
+def test_a_local_engine_on_another_socket_is_named_on_the_command() -> None:
+    deployment = deploy_stack("dev", dockerHost="unix:///run/user/1000/docker.sock")
+    create = deployment.named("migrate-command").inputs["create"]
+    assert create.startswith("docker --host unix:///run/user/1000/docker.sock run ")
+
+
+def test_the_migration_reruns_when_the_server_image_changes() -> None:
+    before = deploy_stack("prod", serverTag="sha-aaaaaaa").named("migrate-command")
+    after = deploy_stack("prod", serverTag="sha-bbbbbbb").named("migrate-command")
+    assert before.inputs["triggers"] != after.inputs["triggers"]
+    unchanged = deploy_stack("prod", serverTag="sha-aaaaaaa", clientTag="sha-ccccccc").named("migrate-command")
+    assert unchanged.inputs == before.inputs
+
+
+# --- logging stack -----------------------------------------------------------------------------------------------
+
+
+def test_elasticsearch(prod: Deployment) -> None:
+    es = prod.containers()["elasticsearch"]
+    env = env_of(es)
+    assert env["discovery.type"] == "single-node"
+    assert env["xpack.security.enabled"] == "true"
+    assert env["ELASTIC_PASSWORD"] == TEST_SECRETS["elasticPassword"]
+    assert "ports" not in es.inputs
+    assert es.plain("volumes") == [
+        {"volumeName": "sentineliq-prod-elasticsearch-data", "containerPath": "/usr/share/elasticsearch/data"}
+    ]
+    check = es.plain("healthcheck")["tests"]
+    assert check[0] == "CMD-SHELL"
+    assert "_cluster/health" in check[1]
+    assert '"$ELASTIC_PASSWORD"' in check[1]
+    assert "curl -fsS -K -" in check[1], "credentials must reach curl on stdin, not as an argument"
+    assert es.inputs["destroyGraceSeconds"] >= 60
+
+
+@pytest.mark.parametrize(
+    ("service", "variable", "fraction"),
+    [("elasticsearch", "ES_JAVA_OPTS", 0.5), ("logstash", "LS_JAVA_OPTS", 0.5)],
+)
+@pytest.mark.parametrize("memory", [512, 2048, 4096])
+def test_jvm_heaps_follow_memory_limits(service: str, variable: str, fraction: float, memory: int) -> None:
+    deployment = deploy_stack("prod", resources=f'{{"{service}": {{"memoryMb": {memory}}}}}')
+    heap = int(memory * fraction)
+    assert env_of(deployment.containers()[service])[variable] == f"-Xms{heap}m -Xmx{heap}m"
+
+
+def test_kibana_heap_follows_its_memory_limit() -> None:
+    deployment = deploy_stack("prod", resources='{"kibana": {"memoryMb": 2048}}')
+    assert env_of(deployment.containers()["kibana"])["NODE_OPTIONS"] == "--max-old-space-size=1536"
+
+
+def test_logstash_pipeline_is_uploaded_not_bind_mounted(prod: Deployment) -> None:
+    logstash = prod.containers()["logstash"]
+    [upload] = logstash.plain("uploads")
+    assert upload["file"] == "/usr/share/logstash/pipeline/logstash.conf"
+    pipeline = (ROOT / "sentinel_infra" / "files" / "logstash.conf").read_text()
+    assert upload["content"] == pipeline
+    for needle in (
+        "port => 5000",
+        "codec => json_lines",
+        'user => "logstash_writer"',
+        'password => "${LOGSTASH_WRITER_PASSWORD}"',
+        'index => "sentineliq-logs-%{+YYYY.MM.dd}"',
+    ):
+        assert needle in pipeline
+    assert env_of(logstash)["LOGSTASH_WRITER_PASSWORD"] == TEST_SECRETS["logstashPassword"]
+    assert logstash.plain("healthcheck")["tests"][1].startswith("curl -fsS -o /dev/null http://127.0.0.1:9600/")
+    for container in prod.containers().values():
+        for volume in container.plain("volumes") or []:
+            assert "hostPath" not in volume, "no host bind mounts: a remote host must work"
+
+
+def test_kibana_uses_its_own_identity_and_distinct_keys(prod: Deployment) -> None:
+    kibana = prod.containers()["kibana"]
+    env = env_of(kibana)
+    assert env["ELASTICSEARCH_USERNAME"] == "kibana_system"
+    assert env["ELASTICSEARCH_PASSWORD"] == TEST_SECRETS["kibanaSystemPassword"]
+    keys = [env[f"XPACK_{k}_ENCRYPTIONKEY"] for k in ("ENCRYPTEDSAVEDOBJECTS", "SECURITY", "REPORTING")]
+    assert keys[0] == TEST_SECRETS["kibanaEncryptionKey"]
+    assert len(set(keys)) == 3
+    assert all(len(key) >= 32 for key in keys)
+    assert "/api/status" in kibana.plain("healthcheck")["tests"][1]
+
+
+def test_the_setup_step_sets_identities_over_stdin(prod: Deployment) -> None:
+    setup = prod.named("elastic-setup-command")
+    assert isinstance(setup.inputs["stdin"], Secret)
+    stdin = unwrap(setup.inputs["stdin"])
+    assert f'"password": "{TEST_SECRETS["kibanaSystemPassword"]}"' in stdin
+    assert f'"password": "{TEST_SECRETS["logstashPassword"]}"' in stdin
+    assert '"names": ["sentineliq-logs-*"]' in stdin
+    create = setup.inputs["create"]
+    for endpoint in (
+        "_security/user/kibana_system/_password",
+        "_security/role/logstash_writer",
+        "_security/user/logstash_writer",
+    ):
+        assert endpoint in create
+    assert setup.inputs["triggers"] == ["elasticsearch-container-id"]
+    for secret in TEST_SECRETS.values():
+        assert secret not in create
+
+
+def test_the_setup_step_reruns_when_its_secrets_change() -> None:
+    base = deploy_stack("prod").named("elastic-setup-command")
+    rotated = remote_free_rotation("kibanaSystemPassword", "kibana-Rotated-0099-xyz")
+    assert rotated.inputs["stdin"] != base.inputs["stdin"]
+    assert rotated.inputs["create"] == base.inputs["create"]
+    other = remote_free_rotation("jwtSecret", "jwt-rotated-secret-0099-0123456789abcdef")
+    assert other.inputs["stdin"] == base.inputs["stdin"]
+
+
+def remote_free_rotation(key: str, value: str) -> Any:
+    config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, key: value})
+    return deploy(config, secret_keys, stack="prod").named("elastic-setup-command")
+
+
+# --- application -------------------------------------------------------------------------------------------------
+
+
+def test_server_environment(prod: Deployment) -> None:
+    env = env_of(prod.containers()["server"])
+    assert env["DATABASE_URL"] == (
+        f"postgresql://sentineliq:{TEST_SECRETS['postgresPassword']}@postgres:5432/sentineliq"
+    )
+    assert env["REDIS_URL"] == f"redis://:{TEST_SECRETS['redisPassword']}@redis:6379/0"
+    assert env["S3_ENDPOINT"] == "http://minio:9000"
+    assert env["S3_ACCESS_KEY_ID"] == "sentineliq"
+    assert env["S3_SECRET_ACCESS_KEY"] == TEST_SECRETS["minioRootPassword"]
+    assert env["S3_BUCKET"] == "sentineliq"
+    assert env["LOGSTASH_HOST"] == "logstash:5000"
+    assert env["JWT_SECRET"] == TEST_SECRETS["jwtSecret"]
+    assert env["NODE_ENV"] == "production"
+    assert env["PORT"] == "3001"
+    assert env["WASP_WEB_CLIENT_URL"] == "https://app.sentineliq.com"
+    assert env["WASP_SERVER_URL"] == "https://api.sentineliq.com"
+    assert "SENTRY_DSN" not in env
+    assert isinstance(prod.containers()["server"].inputs["envs"], Secret)
+
+
+def test_passwords_are_url_encoded_in_connection_strings() -> None:
+    config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, "postgresPassword": "p@ss/word:#?x1"})
+    env = env_of(deploy(config, secret_keys, stack="prod").containers()["server"])
+    assert env["DATABASE_URL"].startswith("postgresql://sentineliq:p%40ss%2Fword%3A%23%3Fx1@postgres:5432/")
+
+
+def test_sentry_dsn_when_set() -> None:
+    dsn = "https://abc123@o1.ingest.sentry.io/42"
+    config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, "sentryDsn": dsn})
+    server = deploy(config, secret_keys, stack="prod").containers()["server"]
+    assert env_of(server)["SENTRY_DSN"] == dsn
+
+
+def test_client(prod: Deployment) -> None:
+    client = prod.containers()["client"]
+    assert env_of(client) == {"REACT_APP_API_BASE_URL": "http://server:3001"}
+    assert client.plain("healthcheck")["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/"]
+    server_check = prod.containers()["server"].plain("healthcheck")["tests"]
+    assert server_check[:3] == ["CMD", "node", "-e"]
+    assert "http://127.0.0.1:3001/health" in server_check[3]
+
+
+# --- ports ---------------------------------------------------------------------------------------------------------
+
+
+def published(deployment: Deployment) -> dict[str, list[tuple[str, int, int]]]:
+    return {
+        service: [(p["ip"], p["external"], p["internal"]) for p in container.plain("ports")]
+        for service, container in deployment.containers().items()
+        if "ports" in container.inputs
+    }
+
+
+def test_only_client_and_server_are_public(prod: Deployment, dev: Deployment) -> None:
+    assert published(prod) == {
+        "client": [("0.0.0.0", 3000, 3000)],
+        "server": [("0.0.0.0", 3001, 3001)],
+        "kibana": [("127.0.0.1", 5601, 5601)],
+        "minio": [("127.0.0.1", 9001, 9001)],
+    }
+    assert published(dev)["client"] == [("127.0.0.1", 3000, 3000)]
+    assert published(dev)["server"] == [("127.0.0.1", 3001, 3001)]
+
+
+def test_host_ports_are_configurable() -> None:
+    deployment = deploy_stack(
+        "prod", hostPorts='{"client": 8000, "server": 8001, "kibana": 8601, "minioConsole": 8901}'
+    )
+    assert published(deployment) == {
+        "client": [("0.0.0.0", 8000, 3000)],
+        "server": [("0.0.0.0", 8001, 3001)],
+        "kibana": [("127.0.0.1", 8601, 5601)],
+        "minio": [("127.0.0.1", 8901, 9001)],
+    }
+
+
+# --- images and registry -------------------------------------------------------------------------------------------
+
+
+def test_application_images_follow_their_registry_digest(prod: Deployment) -> None:
+    images = {r.name: r for r in prod.of_type("docker:index/remoteImage:RemoteImage")}
+    assert images["images-server"].inputs["name"] == "ghcr.io/killsearch/saas-server:main"
+    assert images["images-client"].inputs["name"] == "ghcr.io/killsearch/saas-client:main"
+    assert images["images-server"].inputs["pullTriggers"] == [REGISTRY_DIGEST]
+    assert images["images-client"].inputs["pullTriggers"] == [REGISTRY_DIGEST]
+    looked_up = sorted(args["name"] for token, args in prod.calls if token.endswith("getRegistryImage"))
+    assert looked_up == ["ghcr.io/killsearch/saas-client:main", "ghcr.io/killsearch/saas-server:main"]
+    for name in ("postgres", "redis", "minio", "elasticsearch", "logstash", "kibana"):
+        assert "pullTriggers" not in images[f"images-{name}"].inputs
+    for service, container in prod.containers().items():
+        assert container.inputs["image"].startswith("sha256:"), "containers run the pulled image id"
+        assert images[f"images-{service}"].urn in container.property_dependencies["image"]
+
+
+def test_elastic_images_are_8_11(prod: Deployment) -> None:
+    names = {r.name: r.inputs["name"] for r in prod.of_type("docker:index/remoteImage:RemoteImage")}
+    assert names["images-elasticsearch"] == "docker.elastic.co/elasticsearch/elasticsearch:8.11.0"
+    assert names["images-logstash"] == "docker.elastic.co/logstash/logstash:8.11.0"
+    assert names["images-kibana"] == "docker.elastic.co/kibana/kibana:8.11.0"
+
+
+def test_registry_auth_when_configured() -> None:
+    config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, "registryToken": "ghp_t0ken-value"})
+    config[f"{PROJECT}:registryUsername"] = "ci-bot"
+    provider = deploy(config, secret_keys, stack="prod").of_type("pulumi:providers:docker")[0]
+    assert isinstance(provider.inputs["registryAuth"], Secret)
+    assert "ghp_t0ken-value" in str(unwrap(provider.inputs["registryAuth"]))
+    assert '"address": "ghcr.io"' in unwrap(provider.inputs["registryAuth"])
+
+
+def test_no_registry_auth_by_default(prod: Deployment) -> None:
+    assert "registryAuth" not in prod.of_type("pulumi:providers:docker")[0].inputs
+
+
+# --- outputs -------------------------------------------------------------------------------------------------------
+
+
+def test_outputs(prod: Deployment) -> None:
+    assert prod.outputs["appUrl"] == "https://app.sentineliq.com"
+    assert prod.outputs["apiUrl"] == "https://api.sentineliq.com"
+    assert prod.outputs["kibana"] == "http://127.0.0.1:5601"
+    assert set(prod.outputs["containers"]) == set(prod.outputs["imageDigests"]) == set(prod.containers())
+    assert prod.outputs["imageDigests"]["server"].startswith("ghcr.io/killsearch/saas-server@sha256:")
+    assert not prod.secret_outputs
+
+
+def test_outputs_say_how_to_reach_loopback_ports_on_a_remote_host() -> None:
+    outputs = remote().outputs
+    tunnel = "ssh -p 2222 -N -L 5601:127.0.0.1:5601 deploy@docker-1.example.com"
+    assert outputs["kibana"] == f"http://127.0.0.1:5601 after: {tunnel}"
+
+
+def test_no_secret_anywhere_in_plain_text() -> None:
+    deployment = remote(
+        {"registryUsername": "ci-bot"},
+        registryToken="ghp_t0ken-value",
+        sentryDsn="https://abc123@o1.ingest.sentry.io/42",
+    )
+    secrets = [*TEST_SECRETS.values(), "ghp_t0ken-value", "abc123@o1", "b3BlbnNzaC1rZXktdjEAAAAA"]
+    for resource in deployment.resources:
+        for text in plain_strings(resource.inputs):
+            for secret in secrets:
+                assert secret not in text, f"{resource.name} shows a secret in plain text"
+    for text in plain_strings(deployment.outputs):
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_main_exports_the_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    exported: dict[str, Any] = {}
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exported.__setitem__(name, value))
+
+    def program() -> dict[str, Any]:
+        runpy.run_path(str(ROOT / "__main__.py"))
+        return exported
+
+    deployment = deploy(*with_secrets(stack_config("prod")), stack="prod", program=program)
+    reference = deploy(*with_secrets(stack_config("prod")), stack="prod")
+    assert deployment.outputs == reference.outputs
