@@ -22,7 +22,6 @@ from harness import (
     with_secrets,
 )
 
-
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
@@ -416,7 +415,7 @@ def test_no_secret_anywhere_in_plain_text() -> None:
 
 def test_main_exports_the_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
     exported: dict[str, Any] = {}
-    monkeypatch.setattr(pulumi, "export", lambda name, value: exported.__setitem__(name, value))
+    monkeypatch.setattr(pulumi, "export", exported.__setitem__)
 
     def program() -> dict[str, Any]:
         runpy.run_path(str(ROOT / "__main__.py"))
