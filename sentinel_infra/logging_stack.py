@@ -163,15 +163,16 @@ IFS= read -r auth
 IFS= read -r kibana_password
 IFS= read -r writer_role
 IFS= read -r writer_user
-printf '%s\\n' "$auth" > /tmp/auth
+auth_file=$(mktemp)
+trap 'rm -f "$auth_file"' EXIT
+printf '%s\\n' "$auth" > "$auth_file"
 es() {
-  curl -fsS --retry 5 --retry-connrefused -K /tmp/auth -H 'Content-Type: application/json' --data-binary @- "$@"
-  echo
+  curl -fsS --retry 5 --retry-connrefused -K "$auth_file" -H 'Content-Type: application/json' \\
+    --data-binary @- "$@" && echo
 }
 printf '%s' "$kibana_password" | es -X POST http://elasticsearch:9200/_security/user/kibana_system/_password
 printf '%s' "$writer_role" | es -X PUT http://elasticsearch:9200/_security/role/logstash_writer
 printf '%s' "$writer_user" | es -X PUT http://elasticsearch:9200/_security/user/logstash_writer
-rm -f /tmp/auth
 """
 """Idempotent: sets kibana_system's password and creates or updates Logstash's role and user."""
 
