@@ -48,6 +48,7 @@ def server(settings: Settings) -> ServiceSpec:
         wait_timeout=180,
         stop_grace=30,
         depends_on=("postgres", "redis", "minio", "elasticsearch", "logstash"),
+        # A Node.js process on a port above 1024: no capability needed.
         limits=settings.limits("server", Limits(cpus=2, memory_mb=4096)),
     )
 
@@ -69,5 +70,8 @@ def client(settings: Settings) -> ServiceSpec:
         wait_timeout=90,
         stop_grace=15,
         depends_on=("server",),
+        # nginx's master starts as root, prepares its cache directories (CHOWN, DAC_OVERRIDE) and runs its
+        # workers as the nginx user (SETUID, SETGID); port 3000 needs no NET_BIND_SERVICE.
+        cap_add=("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"),
         limits=settings.limits("client", Limits(cpus=0.5, memory_mb=512)),
     )

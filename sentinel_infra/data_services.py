@@ -32,6 +32,13 @@ def postgres(settings: Settings) -> ServiceSpec:
             "POSTGRES_PASSWORD": settings.postgres_password,
         },
         volumes=(VolumeMount("postgres-data", "/var/lib/postgresql/data"),),
+        image_volumes=("/var/lib/postgresql/data",),
+        # The entrypoint starts as root, fixes the data directory's owner and mode (CHOWN, FOWNER; DAC_OVERRIDE to
+        # walk the 0700 directory) and drops to the postgres user with su-exec (SETUID, SETGID).
+        cap_add=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
+        # Writes only its data directory (a volume), its socket directory and temporary files.
+        read_only=True,
+        tmpfs=("/var/run/postgresql", "/tmp"),
         # Over TCP: the socket answers "ready" while initdb's temporary server is still running.
         healthcheck=HealthCheck(
             test=shell_check(f"pg_isready -h 127.0.0.1 -p 5432 -U {DATABASE} -d {DATABASE}"),
@@ -59,6 +66,10 @@ def redis(settings: Settings) -> ServiceSpec:
         # redis-cli reads the password from REDISCLI_AUTH; `ping` exits 0 even on NOAUTH, so check for PONG.
         env={"REDISCLI_AUTH": settings.redis_password},
         volumes=(VolumeMount("redis-data", "/data"),),
+        image_volumes=("/data",),
+        # The entrypoint chowns /data to the redis user (CHOWN; DAC_OVERRIDE for its 0700 AOF directory), then
+        # drops privileges with su-exec (SETUID, SETGID). No read-only root: the config file is uploaded.
+        cap_add=("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"),
         healthcheck=HealthCheck(
             test=shell_check('[ "$(redis-cli -h 127.0.0.1 ping)" = PONG ]'), interval=10, start_period=20
         ),
@@ -75,6 +86,9 @@ def minio(settings: Settings) -> ServiceSpec:
         command=("server", "/data", "--console-address", f":{MINIO_CONSOLE_PORT}"),
         env={"MINIO_ROOT_USER": settings.minio_root_user, "MINIO_ROOT_PASSWORD": settings.minio_root_password},
         volumes=(VolumeMount("minio-data", "/data"),),
+        image_volumes=("/data",),
+        # Runs as root on files it owns and listens above 1024: no capability needed. Not read-only: `mc` keeps
+        # its configuration under the home directory.
         # The API (9000) stays on the stack network; only the console is published, on loopback.
         ports=(PublishedPort(MINIO_CONSOLE_PORT, settings.host_ports.minio_console, "127.0.0.1"),),
         # The image has no curl; `mc ready local` asks the server itself.

@@ -18,15 +18,24 @@ class ImageSetArgs:
 
 
 class ImageSet(pulumi.ComponentResource):
-    """Pulls every service's image; a tracked tag is re-pulled when its registry digest changes."""
+    """Pulls each distinct image once; a tracked tag is re-pulled when its registry digest changes.
+
+    An image is named after the first service that runs it (`images-postgres`); services that share it (the
+    backup jobs) use the same pull.
+    """
 
     images: dict[str, docker.RemoteImage]
+    """By service name; services that share an image share the resource."""
 
     def __init__(self, name: str, args: ImageSetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentineliq:images:ImageSet", name, None, opts)
         on_docker = pulumi.ResourceOptions(parent=self, provider=args.provider)
         self.images = {}
+        pulled: dict[str, docker.RemoteImage] = {}
         for spec in args.specs:
+            if spec.image in pulled:
+                self.images[spec.name] = pulled[spec.image]
+                continue
             # RemoteImage never re-pulls a tag by itself; the registry digest as a pull trigger makes it follow a
             # mutable tag such as `main`, and the new image id then replaces the container.
             digest = (
@@ -38,12 +47,12 @@ class ImageSet(pulumi.ComponentResource):
                 if spec.track_registry_digest
                 else None
             )
-            self.images[spec.name] = docker.RemoteImage(
+            self.images[spec.name] = pulled[spec.image] = docker.RemoteImage(
                 f"{name}-{spec.name}",
                 docker.RemoteImageArgs(name=spec.image, keep_locally=True, pull_triggers=digest),
                 opts=on_docker,
             )
-        self.register_outputs({"imageIds": {k: image.image_id for k, image in self.images.items()}})
+        self.register_outputs({"imageIds": {ref: image.image_id for ref, image in pulled.items()}})
 
     def image_id(self, service: str) -> pulumi.Output[str]:
         return self.images[service].image_id

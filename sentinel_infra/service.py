@@ -74,6 +74,14 @@ class VolumeMount:
 
 
 @dataclass(frozen=True)
+class HostDirectory:
+    """A directory of the Docker host mounted into the container (backups only: never a system path)."""
+
+    host_path: str
+    path: str
+
+
+@dataclass(frozen=True)
 class FileUpload:
     """A file written into the container before it starts (no host bind mount: works on a remote host)."""
 
@@ -99,10 +107,27 @@ class ServiceSpec:
     ports: tuple[PublishedPort, ...] = ()
     volumes: tuple[VolumeMount, ...] = ()
     files: tuple[FileUpload, ...] = ()
+    host_directories: tuple[HostDirectory, ...] = ()
+    entrypoint: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     """Services that must be healthy before this one starts."""
     track_registry_digest: bool = False
     """Re-pull the image whenever the registry digest of its tag changes (for mutable tags such as `main`)."""
+    cap_add: tuple[str, ...] = ()
+    """Capabilities added back after dropping ALL: what the image's entrypoint needs, documented at the spec."""
+    read_only: bool = False
+    """A read-only root filesystem (where the image allows it), with `tmpfs` for the paths it writes."""
+    tmpfs: tuple[str, ...] = ()
+    image_volumes: tuple[str, ...] = ()
+    """The image's declared VOLUMEs: each must be mounted from a named volume, or its data dies with the container."""
+
+    def __post_init__(self) -> None:
+        mounted = {mount.path for mount in self.volumes}
+        lost = [path for path in self.image_volumes if path not in mounted]
+        if lost:
+            raise ValueError(f"{self.name}: image VOLUME {', '.join(lost)} is not on a named volume")
+        if self.read_only and self.files:
+            raise ValueError(f"{self.name}: files cannot be uploaded into a read-only root filesystem")
 
     @property
     def has_secrets(self) -> bool:
@@ -150,14 +175,21 @@ class ServiceContainer(pulumi.ComponentResource):
                 image=args.image_id,
                 envs=[_env_entry(k, v) for k, v in sorted(spec.env.items())] or None,
                 command=list(spec.command) or None,
+                entrypoints=list(spec.entrypoint) or None,
                 ports=[
                     docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.host_ip, protocol="tcp")
                     for p in spec.ports
                 ]
                 or None,
                 volumes=[
-                    docker.ContainerVolumeArgs(volume_name=args.volume_names[m.volume], container_path=m.path)
-                    for m in spec.volumes
+                    *(
+                        docker.ContainerVolumeArgs(volume_name=args.volume_names[m.volume], container_path=m.path)
+                        for m in spec.volumes
+                    ),
+                    *(
+                        docker.ContainerVolumeArgs(host_path=d.host_path, container_path=d.path)
+                        for d in spec.host_directories
+                    ),
                 ]
                 or None,
                 uploads=[
@@ -177,6 +209,9 @@ class ServiceContainer(pulumi.ComponentResource):
                 destroy_grace_seconds=spec.stop_grace,
                 stop_timeout=spec.stop_grace,
                 security_opts=["no-new-privileges:true"],
+                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=sorted(spec.cap_add) or None),
+                read_only=spec.read_only or None,
+                tmpfs=dict.fromkeys(spec.tmpfs, "rw,noexec,nosuid,size=64m") or None,
                 log_driver="json-file",
                 log_opts=LOG_ROTATION,
                 labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],

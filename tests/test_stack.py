@@ -424,3 +424,49 @@ def test_main_exports_the_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> None
     deployment = deploy(*with_secrets(stack_config("prod")), stack="prod", program=program)
     reference = deploy(*with_secrets(stack_config("prod")), stack="prod")
     assert deployment.outputs == reference.outputs
+
+
+# --- hardening -----------------------------------------------------------------------------------------------------
+
+EXPECTED_CAPABILITIES = {
+    "postgres": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+    "redis": ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"],
+    "minio": None,
+    "elasticsearch": None,
+    "logstash": None,
+    "kibana": None,
+    "server": None,
+    "client": ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"],
+}
+
+
+def test_every_container_drops_all_capabilities_and_adds_only_its_own(prod: Deployment) -> None:
+    found = {}
+    for service, container in prod.containers().items():
+        capabilities = container.plain("capabilities")
+        assert capabilities["drops"] == ["ALL"], service
+        found[service] = capabilities.get("adds")
+    assert found == EXPECTED_CAPABILITIES
+
+
+def test_postgres_runs_on_a_read_only_root(prod: Deployment) -> None:
+    postgres = prod.containers()["postgres"]
+    assert postgres.inputs["readOnly"] is True
+    assert set(postgres.plain("tmpfs")) == {"/var/run/postgresql", "/tmp"}
+    for service in ("redis", "logstash"):
+        assert "readOnly" not in prod.containers()[service].inputs, "uploads need a writable root"
+
+
+def test_a_spec_cannot_leave_an_image_volume_unmounted() -> None:
+    from sentinel_infra.service import HealthCheck, ServiceSpec
+    from sentinel_infra.settings import Limits
+
+    with pytest.raises(ValueError, match="image VOLUME /data is not on a named volume"):
+        ServiceSpec(
+            name="x",
+            image="x:1",
+            healthcheck=HealthCheck(test=("CMD", "true")),
+            wait_timeout=10,
+            limits=Limits(cpus=1, memory_mb=64),
+            image_volumes=("/data",),
+        )
