@@ -38,7 +38,7 @@ def postgres(settings: Settings) -> ServiceSpec:
         cap_add=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
         # Writes only its data directory (a volume), its socket directory and temporary files.
         read_only=True,
-        tmpfs=("/var/run/postgresql", "/tmp"),
+        tmpfs=("/var/run/postgresql", "/tmp"),  # noqa: S108 - a private tmpfs inside the container
         # Over TCP: the socket answers "ready" while initdb's temporary server is still running.
         healthcheck=HealthCheck(
             test=shell_check(f"pg_isready -h 127.0.0.1 -p 5432 -U {DATABASE} -d {DATABASE}"),

@@ -22,6 +22,9 @@ from harness import (
     with_secrets,
 )
 
+from sentinel_infra.service import HealthCheck, ServiceSpec
+from sentinel_infra.settings import Limits
+
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
@@ -458,9 +461,6 @@ def test_postgres_runs_on_a_read_only_root(prod: Deployment) -> None:
 
 
 def test_a_spec_cannot_leave_an_image_volume_unmounted() -> None:
-    from sentinel_infra.service import HealthCheck, ServiceSpec
-    from sentinel_infra.settings import Limits
-
     with pytest.raises(ValueError, match="image VOLUME /data is not on a named volume"):
         ServiceSpec(
             name="x",
