@@ -18,7 +18,7 @@ import pulumi
 from pydantic import SecretStr
 
 from .naming import StackNames
-from .oneshot import OneShotArgs, one_shot
+from .oneshot import InNewContainer, OneShotArgs, one_shot
 from .service import FileUpload, HealthCheck, PublishedPort, ServiceSpec, VolumeMount, shell_check
 from .settings import Limits, Settings
 
@@ -45,9 +45,10 @@ def heap_mb(limits: Limits, fraction: float = 0.5) -> int:
     return max(64, int(limits.memory_mb * fraction))
 
 
-def _basic_auth_header(user: str, password: SecretStr) -> str:
+def basic_auth_config(user: str, password: SecretStr) -> str:
+    """A curl config line (`curl -K`) that authenticates as `user`: credentials never on curl's command line."""
     token = base64.b64encode(f"{user}:{password.get_secret_value()}".encode()).decode()
-    return f"Authorization: Basic {token}"
+    return f'header = "Authorization: Basic {token}"'
 
 
 # The password reaches curl through a config on stdin (`-K -`), never as an argument that `ps` would show.
@@ -181,9 +182,8 @@ printf '%s' "$writer_user" | es -X PUT http://elasticsearch:9200/_security/user/
 
 def setup_input(settings: Settings) -> SecretStr:
     """The setup step's stdin: the superuser's auth header (as a curl config line) and three request bodies."""
-    auth = _basic_auth_header("elastic", settings.elastic_password)
     lines = [
-        f'header = "{auth}"',
+        basic_auth_config("elastic", settings.elastic_password),
         json.dumps({"password": settings.kibana_system_password.get_secret_value()}),
         json.dumps(WRITER_ROLE),
         json.dumps(
@@ -214,12 +214,11 @@ class ElasticSetup(pulumi.ComponentResource):
         super().__init__("sentineliq:logging:ElasticSetup", name, None, opts)
         self.command = one_shot(
             f"{name}-command",
-            "elastic-setup",
             OneShotArgs(
                 settings=args.settings,
                 names=args.names,
-                image_id=args.image_id,
-                network_name=args.network_name,
+                purpose="elastic-setup",
+                where=InNewContainer(args.image_id, args.network_name),
                 script=SETUP_SCRIPT,
                 # A changed password changes stdin, and a changed input runs the command again.
                 stdin=pulumi.Output.secret(setup_input(args.settings).get_secret_value()),

@@ -14,7 +14,7 @@ import pulumi
 
 from .data_services import database_url
 from .naming import StackNames
-from .oneshot import OneShotArgs, one_shot
+from .oneshot import InNewContainer, OneShotArgs, one_shot
 from .settings import Settings
 
 MIGRATE = "npx prisma migrate deploy --schema=../db/schema.prisma"
@@ -30,8 +30,8 @@ class PrismaMigrationArgs:
     names: StackNames
     server_image_id: pulumi.Input[str]
     network_name: pulumi.Input[str]
-    postgres: pulumi.Resource
-    """The PostgreSQL container: healthy (its `wait`) before the migration runs."""
+    after: list[pulumi.Resource]
+    """The PostgreSQL container (healthy, by its `wait`) and the step that applies the configured password."""
 
 
 class PrismaMigration(pulumi.ComponentResource):
@@ -40,16 +40,15 @@ class PrismaMigration(pulumi.ComponentResource):
         url = database_url(args.settings).get_secret_value()
         self.command = one_shot(
             f"{name}-command",
-            "migrate",
             OneShotArgs(
                 settings=args.settings,
                 names=args.names,
-                image_id=args.server_image_id,
-                network_name=args.network_name,
+                purpose="migrate",
+                where=InNewContainer(args.server_image_id, args.network_name),
                 script=SCRIPT,
                 stdin=pulumi.Output.secret(url + "\n"),
                 triggers=[args.server_image_id],
-                depends_on=[args.postgres],
+                depends_on=args.after,
             ),
             parent=self,
         )

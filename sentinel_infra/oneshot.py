@@ -1,11 +1,12 @@
-"""One-shot containers run by pulumi-command on the Docker host: migrations and setup steps.
+"""One-shot commands run by pulumi-command on the Docker host: migrations, setup and credential steps.
 
-The command runs `docker run --rm -i` on the host of the stack's Docker engine: locally (`local.Command`) when the
-engine is local, over SSH (`remote.Command`) when `dockerHost` is `ssh://…`. Secrets travel on stdin only:
+A one-shot runs `docker run --rm -i` (a new container of an image, on the stack network) or `docker exec -i`
+(inside a running container) on the host of the stack's Docker engine: locally (`local.Command`) when the engine
+is local, over SSH (`remote.Command`) when `dockerHost` is `ssh://…`. Secrets travel on stdin only:
 pulumi-command copies the command line into its error messages, and a remote command's environment needs the
 server's `AcceptEnv`. The command line carries nothing but names and image ids, stdout and stderr are kept as
-secret outputs, and the container's shell reads the secrets from its stdin, so they never reach the container's
-configuration (`docker inspect`) either.
+secret outputs, and the script reads its secrets from stdin, so they never reach a container's configuration
+(`docker inspect`) either.
 """
 
 from __future__ import annotations
@@ -24,33 +25,55 @@ SECRET_OUTPUTS = ["stdout", "stderr"]
 
 
 @dataclass(frozen=True)
+class InNewContainer:
+    """Run in a new, removed-after container of `image_id` on the stack network."""
+
+    image_id: pulumi.Input[str]
+    network_name: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class InRunningContainer:
+    """Run inside the running container `container_name`; with `skip_if_absent`, do nothing when there is none."""
+
+    container_name: pulumi.Input[str]
+    skip_if_absent: bool = False
+
+
+@dataclass(frozen=True)
 class OneShotArgs:
     settings: Settings
     names: StackNames
-    image_id: pulumi.Input[str]
-    network_name: pulumi.Input[str]
+    purpose: str
+    """Names the one-shot in labels (`io.sentineliq.service`)."""
+    where: InNewContainer | InRunningContainer
     script: str
-    """A POSIX sh script run in the image; it reads its secrets from stdin, one line each."""
+    """A POSIX sh script; it reads its secrets from stdin, one line each."""
     stdin: pulumi.Output[str]
-    """The secret lines the script reads (a secret output)."""
-    triggers: Sequence[pulumi.Input[str]]
-    """Values whose change forces the command to run again."""
+    """The secret lines the script reads (a secret output); a change runs the command again."""
     depends_on: Sequence[pulumi.Resource]
+    triggers: Sequence[pulumi.Input[str]] = ()
+    """Values whose change forces the command to run again."""
 
 
-def docker_run(args: OneShotArgs, image_id: str, network: str, purpose: str) -> str:
-    """The command line; it holds no secret (asserted by the tests for every one-shot)."""
-    host = args.settings.docker_host
-    base = ["docker"] if host is None or args.settings.ssh is not None else ["docker", "--host", host]
-    labels = [f"--label={k}={v}" for k, v in args.names.labels(purpose).items()]
+def _docker(settings: Settings) -> list[str]:
+    host = settings.docker_host
+    # Over SSH the command runs on the engine's host and uses its default socket.
+    return ["docker"] if host is None or settings.ssh is not None else ["docker", "--host", host]
+
+
+def run_command(args: OneShotArgs, image_id: str, network: str) -> str:
+    """`docker run` of the script in a new container; the line holds no secret (the tests assert it)."""
+    labels = [f"--label={k}={v}" for k, v in args.names.labels(args.purpose).items()]
     return shlex.join(
         [
-            *base,
+            *_docker(args.settings),
             "run",
             "--rm",
             "--interactive",
             f"--network={network}",
             "--security-opt=no-new-privileges:true",
+            "--cap-drop=ALL",
             *labels,
             "--entrypoint=/bin/sh",
             image_id,
@@ -60,16 +83,32 @@ def docker_run(args: OneShotArgs, image_id: str, network: str, purpose: str) -> 
     )
 
 
-def one_shot(
-    name: str, purpose: str, args: OneShotArgs, parent: pulumi.Resource
-) -> command.local.Command | command.remote.Command:
+def exec_command(args: OneShotArgs, container: str, skip_if_absent: bool) -> str:
+    """`docker exec` of the script in a running container, optionally skipped when the container is absent."""
+    docker = _docker(args.settings)
+    line = shlex.join([*docker, "exec", "--interactive", container, "/bin/sh", "-c", args.script])
+    if not skip_if_absent:
+        return line
+    probe = shlex.join([*docker, "container", "inspect", container])
+    return f"if {probe} >/dev/null 2>&1; then {line}; else echo 'no container {container} yet: nothing to do'; fi"
+
+
+def one_shot(name: str, args: OneShotArgs, parent: pulumi.Resource) -> command.local.Command | command.remote.Command:
     """Declare the one-shot as a child of `parent`, on the engine's host."""
-    create = pulumi.Output.all(args.image_id, args.network_name).apply(
-        lambda values: docker_run(args, str(values[0]), str(values[1]), purpose)
-    )
+    where = args.where
+    if isinstance(where, InNewContainer):
+        create = pulumi.Output.all(where.image_id, where.network_name).apply(
+            lambda values: run_command(args, str(values[0]), str(values[1]))
+        )
+    else:
+        skip = where.skip_if_absent
+        create = pulumi.Output.from_input(where.container_name).apply(
+            lambda container: exec_command(args, container, skip)
+        )
     opts = pulumi.ResourceOptions(
         parent=parent, depends_on=list(args.depends_on), additional_secret_outputs=SECRET_OUTPUTS
     )
+    triggers = list(args.triggers) or None
     ssh = args.settings.ssh
     if ssh is None:
         return command.local.Command(
@@ -77,7 +116,7 @@ def one_shot(
             command.local.CommandArgs(
                 create=create,
                 stdin=args.stdin,
-                triggers=list(args.triggers),
+                triggers=triggers,
                 interpreter=["/bin/sh", "-c"],
                 add_previous_output_in_env=False,
             ),
@@ -95,7 +134,7 @@ def one_shot(
             ),
             create=create,
             stdin=args.stdin,
-            triggers=list(args.triggers),
+            triggers=triggers,
             add_previous_output_in_env=False,
         ),
         opts=opts,

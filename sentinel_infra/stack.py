@@ -4,9 +4,11 @@ Every edge is a `depends_on` on an upstream container whose `wait` returns only 
 `service_healthy`); services without an edge between them start concurrently. The order, as in the seed:
 
     postgres, redis, minio, elasticsearch          (no dependencies: all four at once)
+    elasticsearch        after elastic-password (a no-op unless elasticPassword changed)
     elastic-setup        after elasticsearch
     logstash, kibana     after elasticsearch and elastic-setup
-    migrate              after postgres, with the server image of this update
+    postgres-password    after postgres (applies postgresPassword to the running database)
+    migrate              after postgres and postgres-password, with the server image of this update
     server               after postgres, redis, minio, elasticsearch, logstash and migrate
     client               after server
 """
@@ -24,6 +26,7 @@ from .logging_stack import ElasticSetup, ElasticSetupArgs, elasticsearch, kibana
 from .migrations import PrismaMigration, PrismaMigrationArgs
 from .naming import StackNames
 from .platform import Platform, PlatformArgs
+from .rotation import ElasticPassword, PasswordStepArgs, PostgresPassword
 from .service import ServiceContainer, ServiceContainerArgs, ServiceSpec
 from .settings import Settings
 
@@ -78,8 +81,15 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
     }
     images = ImageSet("images", ImageSetArgs(specs=list(specs.values()), provider=platform.provider))
     services = _Services(platform, images, names)
-    for name in ("postgres", "redis", "minio", "elasticsearch"):
+    for name in ("postgres", "redis", "minio"):
         services.add(specs[name])
+    # Before a new Elasticsearch container (whose health check uses the new password) replaces the running one.
+    elastic_password = ElasticPassword("elastic-password", PasswordStepArgs(settings=settings, names=names, after=[]))
+    services.add(specs["elasticsearch"], gates=[elastic_password.command])
+    postgres_password = PostgresPassword(
+        "postgres-password",
+        PasswordStepArgs(settings=settings, names=names, after=[services.containers["postgres"].container]),
+    )
 
     setup = ElasticSetup(
         "elastic-setup",
@@ -101,7 +111,7 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
             names=names,
             server_image_id=images.image_id("server"),
             network_name=platform.network.name,
-            postgres=services.containers["postgres"].container,
+            after=[services.containers["postgres"].container, postgres_password.command],
         ),
     )
     services.add(specs["server"], gates=[migration.command])

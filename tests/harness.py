@@ -269,3 +269,18 @@ def deploy_stack(stack: str, **overrides: str) -> Deployment:
     config, secret_keys = with_secrets(stack_config(stack))
     config.update({f"{PROJECT}:{k}": v for k, v in overrides.items()})
     return deploy(config, secret_keys, stack=stack)
+
+
+def changed(before: Deployment, after: Deployment) -> set[str]:
+    """The logical names of the resources whose registered inputs differ between two evaluations."""
+    old = {r.name: r.inputs for r in before.resources}
+    new = {r.name: r.inputs for r in after.resources}
+    assert old.keys() == new.keys(), "the two evaluations register different resources"
+    return {name for name in old if old[name] != new[name]}
+
+
+def deploy_with(stack: str = "prod", plain: Mapping[str, str] | None = None, **secrets: str) -> Deployment:
+    """A committed stack file with some secrets replaced and some plain keys set."""
+    config, secret_keys = with_secrets(stack_config(stack), {**TEST_SECRETS, **secrets})
+    config.update({f"{PROJECT}:{k}": v for k, v in (plain or {}).items()})
+    return deploy(config, secret_keys, stack=stack)

@@ -22,15 +22,21 @@ from sentinel_infra.data_services import database_url, redis_url
 from sentinel_infra.data_services import redis as redis_spec
 from sentinel_infra.migrations import SCRIPT as MIGRATE_SCRIPT
 from sentinel_infra.naming import StackNames
-from sentinel_infra.oneshot import OneShotArgs, docker_run
+from sentinel_infra.oneshot import InNewContainer, OneShotArgs, exec_command, run_command
+from sentinel_infra.rotation import ELASTIC_SCRIPT, elastic_input
 from sentinel_infra.settings import Settings
 
 # Quotes, backslashes, spaces, $ and URL-special characters: whatever a generator may produce.
 TRICKY = "p\"a\\ss w$rd'x@/:#?%"
 
 FAKE_DOCKER = """#!/bin/sh
-# Stand-in for `docker run ... --entrypoint=SH IMAGE ARGS...`: runs ARGS with SH here, stdin passed through.
-echo "$@" > "$WORK/docker-args"
+# Stand-in for docker: `run ... --entrypoint=SH IMAGE ARGS...` runs ARGS with SH here; `exec -i NAME CMD...` runs
+# CMD here; `container inspect NAME` fails when $NO_CONTAINER is set. Stdin passes through.
+echo "$@" >> "$WORK/docker-args"
+case "$1" in
+  container) [ -z "${NO_CONTAINER:-}" ]; exit ;;
+  exec) shift 3; exec "$@" ;;
+esac
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --entrypoint=*) entrypoint="${1#--entrypoint=}"; shift 2; break ;;
@@ -86,18 +92,20 @@ def settings(**secrets: str) -> Settings:
     return Settings.model_validate(values)
 
 
-def command_line(script: str) -> str:
-    args = OneShotArgs(
+def one_shot_args(script: str) -> OneShotArgs:
+    return OneShotArgs(
         settings=settings(),
         names=StackNames("sentineliq", "test"),
-        image_id="sha256:feed",
-        network_name="unused",
+        purpose="test",
+        where=InNewContainer("sha256:feed", "sentineliq-test-network"),
         script=script,
-        stdin=None,  # type: ignore[arg-type] - docker_run reads neither stdin nor triggers
-        triggers=[],
+        stdin=None,  # type: ignore[arg-type] - the command line builders read neither stdin nor triggers
         depends_on=[],
     )
-    return docker_run(args, "sha256:feed", "sentineliq-test-network", "migrate")
+
+
+def command_line(script: str) -> str:
+    return run_command(one_shot_args(script), "sha256:feed", "sentineliq-test-network")
 
 
 def test_the_migration_command_line_hands_the_url_from_stdin_to_prisma(work: Path) -> None:
@@ -187,3 +195,40 @@ def test_connection_strings_survive_any_password() -> None:
     for url in (database_url(config), redis_url(config)):
         assert unquote(urlsplit(url.get_secret_value()).password or "") == TRICKY
     assert isinstance(database_url(config), SecretStr)
+
+
+def test_the_elastic_password_step_keeps_a_current_password(work: Path) -> None:
+    line = exec_command(one_shot_args(ELASTIC_SCRIPT), "sentineliq-test-elasticsearch", skip_if_absent=True)
+    result = run(work, line, stdin=elastic_input(settings()).get_secret_value(), env={"ES_HOME": str(work)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "the elastic password is current"
+    assert "_security/_authenticate" in (work / "curl-args-0").read_text()
+
+
+def test_the_elastic_password_step_resets_a_stale_password(work: Path) -> None:
+    (work / "bin" / "elasticsearch-reset-password").unlink(missing_ok=True)
+    tool = work / "bin" / "elasticsearch-reset-password"
+    tool.write_text('#!/bin/sh\necho "$@" > "$WORK/reset-args"; cat > "$WORK/reset-stdin"\n')
+    tool.chmod(0o755)
+    line = exec_command(one_shot_args(ELASTIC_SCRIPT), "sentineliq-test-elasticsearch", skip_if_absent=True)
+    stdin = elastic_input(settings(elasticPassword=TRICKY + "-new")).get_secret_value()
+    result = run(work, line, stdin=stdin, env={"ES_HOME": str(work), "CURL_EXIT": "22"})
+    assert result.returncode == 0, result.stderr
+    assert (work / "reset-args").read_text().split() == [
+        "--username",
+        "elastic",
+        "--interactive",
+        "--batch",
+        "--url",
+        "http://127.0.0.1:9200",
+    ]
+    assert (work / "reset-stdin").read_text() == f"{TRICKY}-new\n{TRICKY}-new\n"
+    assert TRICKY not in (work / "docker-args").read_text()
+
+
+def test_the_elastic_password_step_waits_for_a_first_container(work: Path) -> None:
+    line = exec_command(one_shot_args(ELASTIC_SCRIPT), "sentineliq-test-elasticsearch", skip_if_absent=True)
+    result = run(work, line, stdin=elastic_input(settings()).get_secret_value(), env={"NO_CONTAINER": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "nothing to do" in result.stdout
+    assert not (work / "curl-args-0").exists()
