@@ -15,6 +15,7 @@ import difflib
 import ipaddress
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
@@ -302,7 +303,9 @@ class Problem:
     fix: str
 
     def render(self) -> str:
-        return f"{NAMESPACE}:{self.key}: {self.rule}\n      fix: {self.fix}"
+        # A key from the stack file may hold anything; quote one that is not a plain name.
+        key = self.key if re.fullmatch(r"[\w.<>\[\]-]+", self.key) else json.dumps(self.key)
+        return f"{NAMESPACE}:{key}: {self.rule}\n      fix: {self.fix}"
 
 
 def _fields() -> dict[str, FieldInfo]:
@@ -390,13 +393,15 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
                 name.lower(), {f.lower(): f for f in fields}, n=1, cutoff=0.6
             )
             hint = f"; did you mean {NAMESPACE}:{_case(close[0], fields)}?" if close else ""
-            problems.append(Problem(name, f"is not a known setting{hint}", f"pulumi config rm {NAMESPACE}:{name}"))
+            problems.append(
+                Problem(name, f"is not a known setting{hint}", f"pulumi config rm {shlex.quote(f'{NAMESPACE}:{name}')}")
+            )
             continue
         if is_secret(info) and name not in secrets:
             problems.append(Problem(name, "is a secret but is stored in plain text", _fix(name)))
         try:
             data[name] = _decode(info, raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # malformed, too deep, or a number too long to convert
             problems.append(Problem(name, "must be an object (set it with --path)", _fix(f"{name}.<field>")))
     problems.extend(_cross_key_problems(data))
     try:
