@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .settings import NAMESPACE, SERVICE_NAMES, HostPorts, LimitsOverride, Settings, example_of, is_secret
+from .settings import NAMESPACE, SERVICE_NAMES, Settings, example_of, is_secret, nested_model
 
 
 def _default(info: FieldInfo) -> str:
@@ -13,18 +13,26 @@ def _default(info: FieldInfo) -> str:
         return "**required**"
     if info.default is None:
         return "unset"
-    if isinstance(info.default, BaseModel | dict):
-        return "see below"
-    return f"`{str(info.default).lower() if isinstance(info.default, bool) else info.default}`"
+    if isinstance(info.default, bool):
+        return f"`{str(info.default).lower()}`"
+    return f"`{info.default}`"
 
 
-def _rows(prefix: str, model: type[BaseModel]) -> list[str]:
+def _row(key: str, info: FieldInfo) -> str:
+    secret = "yes" if is_secret(info) else "no"
+    return f"| `{key}` | {secret} | {_default(info)} | {info.description} | `{example_of(info)}` |"
+
+
+def _rows(model: type[BaseModel]) -> list[str]:
     rows = []
     for info in model.model_fields.values():
-        secret = "yes" if is_secret(info) else "no"
-        structured = isinstance(info.default, BaseModel | dict)
-        example = "see below" if structured else f"`{example_of(info)}`"
-        rows.append(f"| `{prefix}{info.alias}` | {secret} | {_default(info)} | {info.description} | {example} |")
+        nested = nested_model(info)
+        if nested is None:
+            rows.append(_row(f"{NAMESPACE}:{info.alias}", info))
+            continue
+        # A map of objects (`resources`) is keyed by service; an object by its own fields.
+        prefix = f"{NAMESPACE}:{info.alias}." + ("<service>." if isinstance(info.default, dict) else "")
+        rows.extend(_row(prefix + str(field.alias), field) for field in nested.model_fields.values())
     return rows
 
 
@@ -34,11 +42,9 @@ def config_reference() -> str:
     return "\n".join(
         [
             *header,
-            *_rows(f"{NAMESPACE}:", Settings),
-            *_rows(f"{NAMESPACE}:hostPorts.", HostPorts),
-            *_rows(f"{NAMESPACE}:resources.<service>.", LimitsOverride),
+            *_rows(Settings),
             "",
             f"`<service>` is one of {', '.join(f'`{name}`' for name in SERVICE_NAMES)}; "
-            "a limit left out keeps the service's default.",
+            "a limit left out keeps the service's default. Structured keys are set with `--path`.",
         ]
     )

@@ -136,6 +136,42 @@ class HostPorts(_Section):
         return value
 
 
+SYSTEM_DIRECTORIES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sbin", "/sys", "/usr", "/var/run")
+
+
+def _backup_path(value: str) -> str:
+    if not value.startswith("/") or "/../" in f"{value}/" or any(ch.isspace() for ch in value):
+        raise ValueError("must be an absolute path on the Docker host, without '..' or spaces")
+    path = value.rstrip("/") or "/"
+    if path in ("/", "/var", "/home", "/root", "/tmp") or any(  # noqa: S108 - refusing them
+        path == system or path.startswith(system + "/") for system in SYSTEM_DIRECTORIES
+    ):
+        raise ValueError("must be a dedicated folder, not a system directory")
+    return path
+
+
+class BackupSettings(_Section):
+    """The daily backup jobs (one per data service)."""
+
+    enabled: bool = key("run the daily backup jobs", example="true", default=True)
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = key(
+        "time of day (UTC, HH:MM) the jobs run", example="02:30", default="02:30"
+    )
+    retention_days: int = key("runs older than this many days are removed (never the newest)", example="30", default=30)
+    path: Annotated[str, AfterValidator(_backup_path)] | None = key(
+        "folder on the Docker host that receives the runs; unset: /var/backups/<project>-<stack>",
+        example="/srv/backups/sentineliq",
+        default=None,
+    )
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_range(cls, value: int) -> int:
+        if not 1 <= value <= 3650:
+            raise ValueError("must be between 1 and 3650 days")
+        return value
+
+
 def _docker_host(value: str) -> str:
     if re.fullmatch(r"unix:///\S+", value):
         return value
@@ -205,7 +241,7 @@ class Settings(_Section):
         example="127.0.0.1",
         default="0.0.0.0",  # noqa: S104 - the public ports are meant to be reachable; see publicBindAddress
     )
-    host_ports: HostPorts = key("host ports of the published services", example="3000", default=HostPorts())
+    host_ports: HostPorts = key("host ports of the published services", example="", default=HostPorts())
     protect_data: bool = key(
         "stateful volumes are protected and retained on delete: `pulumi destroy` never erases data",
         example="true",
@@ -265,6 +301,7 @@ class Settings(_Section):
     s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] = key(
         "MinIO bucket of the API server's files", example="sentineliq", default="sentineliq"
     )
+    backup: BackupSettings = key("daily backups of PostgreSQL, Redis and MinIO", example="", default=BackupSettings())
     resources: dict[ServiceName, LimitsOverride] = key(
         "per-service overrides of CPU and memory limits, e.g. resources.postgres.memoryMb",
         example="4096",
@@ -318,6 +355,14 @@ def is_secret(info: FieldInfo) -> bool:
     )
 
 
+def nested_model(info: FieldInfo) -> type[BaseModel] | None:
+    """The model of a structured key (an object, or a map of objects such as `resources`)."""
+    for candidate in (info.annotation, *get_args(info.annotation)[-1:]):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def example_of(info: FieldInfo) -> str:
     extra = info.json_schema_extra
     return str(extra["example"]) if isinstance(extra, dict) else "<value>"
@@ -331,8 +376,9 @@ def _fix(path: str) -> str:
         return f"pulumi config rm {NAMESPACE}:{top}"
     if rest:
         leaf = rest.rsplit(".", 1)[-1]
-        nested = {str(f.alias): f for f in (*LimitsOverride.model_fields.values(), *HostPorts.model_fields.values())}
-        example = example_of(nested[leaf]) if leaf in nested else example_of(info)
+        model = nested_model(info)
+        nested = {} if model is None else {str(f.alias): f for f in model.model_fields.values()}
+        example = example_of(nested[leaf]) if leaf in nested else "<value>"
         return f"pulumi config set --path '{NAMESPACE}:{path}' {example}"
     flag = "--secret " if is_secret(info) else ""
     return f"pulumi config set {flag}{NAMESPACE}:{top} {example_of(info)}"
@@ -352,11 +398,7 @@ def _runtime_config() -> tuple[dict[str, str], set[str]]:
 
 def _decode(info: FieldInfo, raw: str) -> Any:
     """Config values arrive as strings; structured keys (objects) arrive as JSON text."""
-    annotation = info.annotation
-    structured = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-    if structured or getattr(annotation, "__origin__", None) is dict:
-        return json.loads(raw)
-    return raw
+    return json.loads(raw) if nested_model(info) is not None else raw
 
 
 def _describe(error: Mapping[str, Any]) -> Problem:

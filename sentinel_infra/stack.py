@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import pulumi
 
 from .application import client, server
+from .backups import backup_jobs, backup_path
 from .data_services import data_services
 from .images import ImageSet, ImageSetArgs
 from .logging_stack import ElasticSetup, ElasticSetupArgs, elasticsearch, kibana, logstash
@@ -79,7 +80,8 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
             client(settings),
         )
     }
-    images = ImageSet("images", ImageSetArgs(specs=list(specs.values()), provider=platform.provider))
+    jobs = backup_jobs(settings, names)
+    images = ImageSet("images", ImageSetArgs(specs=[*specs.values(), *jobs], provider=platform.provider))
     services = _Services(platform, images, names)
     for name in ("postgres", "redis", "minio"):
         services.add(specs[name])
@@ -116,6 +118,8 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
     )
     services.add(specs["server"], gates=[migration.command])
     services.add(specs["client"])
+    for job in jobs:
+        services.add(job)
 
     return {
         "appUrl": settings.app_url,
@@ -126,4 +130,5 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
         "volumes": {key: volume.name for key, volume in platform.volumes.items()},
         "containers": {name: service.container_name for name, service in services.containers.items()},
         "imageDigests": {name: images.digest(name) for name in services.containers},
+        "backups": f"{backup_path(settings, names)} on the Docker host" if jobs else "disabled",
     }

@@ -13,7 +13,7 @@ def test_readme_config_reference_matches_the_schema() -> None:
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"<!-- config-reference:start -->\n(.*?)\n<!-- config-reference:end -->", readme, re.S)
     assert match, "README.md lost its config-reference markers"
-    assert match.group(1) == config_reference(), "run: python -m sentinel_infra config-reference"
+    assert match.group(1) == config_reference(), "run: python -m sentinel_infra config-reference --write README.md"
 
 
 def test_ci_runs_the_test_command_the_readme_gives() -> None:

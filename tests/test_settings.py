@@ -266,3 +266,21 @@ def test_every_problem_at_once_across_rules() -> None:
         jwtSecret="short-jwt",
     )
     assert set(problems) == {"sshPrivateKey", "registryToken", "appUrl", "s3Bucket", "jwtSecret"}
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "rule"),
+    [
+        ('{"path": "relative/dir"}', "backup.path", "must be an absolute path on the Docker host"),
+        ('{"path": "/etc/backups"}', "backup.path", "must be a dedicated folder, not a system directory"),
+        ('{"path": "/"}', "backup.path", "must be a dedicated folder, not a system directory"),
+        ('{"path": "/srv/../etc"}', "backup.path", "must be an absolute path on the Docker host"),
+        ('{"time": "25:00"}', "backup.time", "String should match pattern"),
+        ('{"retentionDays": 0}', "backup.retentionDays", "must be between 1 and 3650 days"),
+        ('{"enable": true}', "backup.enable", "is not a known field"),
+    ],
+)
+def test_backup_rules(value: str, key: str, rule: str) -> None:
+    problems = problems_of(backup=value)
+    assert list(problems) == [key]
+    assert problems[key][0].startswith(rule)

@@ -90,8 +90,13 @@ def test_every_upstream_container_is_health_gated(prod: Deployment) -> None:
                 assert resource.inputs["wait"] is True, f"{name} waits on {dependency} without a health gate"
 
 
+def services_of(deployment: Deployment) -> dict[str, Any]:
+    """The eight services' containers (without the backup jobs)."""
+    return {name: c for name, c in deployment.containers().items() if not name.startswith("backup-")}
+
+
 def test_wait_timeouts_fit_each_service(prod: Deployment) -> None:
-    timeouts = {service: c.inputs["waitTimeout"] for service, c in prod.containers().items()}
+    timeouts = {service: c.inputs["waitTimeout"] for service, c in services_of(prod).items()}
     assert timeouts == {
         "postgres": 180,
         "redis": 90,
@@ -102,7 +107,7 @@ def test_wait_timeouts_fit_each_service(prod: Deployment) -> None:
         "server": 180,
         "client": 90,
     }
-    for service, container in prod.containers().items():
+    for service, container in services_of(prod).items():
         check = container.plain("healthcheck")
         start = int(check["startPeriod"].rstrip("s"))
         assert start < timeouts[service], f"{service} would time out before its start period ends"
@@ -217,7 +222,7 @@ def test_logstash_pipeline_is_uploaded_not_bind_mounted(prod: Deployment) -> Non
         assert needle in pipeline
     assert env_of(logstash)["LOGSTASH_WRITER_PASSWORD"] == TEST_SECRETS["logstashPassword"]
     assert logstash.plain("healthcheck")["tests"][1].startswith("curl -fsS -o /dev/null http://127.0.0.1:9600/")
-    for container in prod.containers().values():
+    for container in services_of(prod).values():
         for volume in container.plain("volumes") or []:
             assert "hostPath" not in volume, "no host bind mounts: a remote host must work"
 
@@ -359,7 +364,7 @@ def test_application_images_follow_their_registry_digest(prod: Deployment) -> No
     assert looked_up == ["ghcr.io/killsearch/saas-client:main", "ghcr.io/killsearch/saas-server:main"]
     for name in ("postgres", "redis", "minio", "elasticsearch", "logstash", "kibana"):
         assert "pullTriggers" not in images[f"images-{name}"].inputs
-    for service, container in prod.containers().items():
+    for service, container in services_of(prod).items():
         assert container.inputs["image"].startswith("sha256:"), "containers run the pulled image id"
         assert images[f"images-{service}"].urn in container.property_dependencies["image"]
 
@@ -392,6 +397,16 @@ def test_outputs(prod: Deployment) -> None:
     assert prod.outputs["apiUrl"] == "https://api.sentineliq.com"
     assert prod.outputs["kibana"] == "http://127.0.0.1:5601"
     assert set(prod.outputs["containers"]) == set(prod.outputs["imageDigests"]) == set(prod.containers())
+    assert set(services_of(prod)) == {
+        "postgres",
+        "redis",
+        "minio",
+        "elasticsearch",
+        "logstash",
+        "kibana",
+        "server",
+        "client",
+    }
     assert prod.outputs["imageDigests"]["server"].startswith("ghcr.io/killsearch/saas-server@sha256:")
     assert not prod.secret_outputs
 
@@ -447,7 +462,7 @@ EXPECTED_CAPABILITIES = {
 
 def test_every_container_drops_all_capabilities_and_adds_only_its_own(prod: Deployment) -> None:
     found = {}
-    for service, container in prod.containers().items():
+    for service, container in services_of(prod).items():
         capabilities = container.plain("capabilities")
         assert capabilities["drops"] == ["ALL"], service
         found[service] = capabilities.get("adds")
@@ -472,3 +487,47 @@ def test_a_spec_cannot_leave_an_image_volume_unmounted() -> None:
             limits=Limits(cpus=1, memory_mb=64),
             image_volumes=("/data",),
         )
+
+
+# --- backup jobs ---------------------------------------------------------------------------------------------------
+
+
+def test_prod_runs_a_daily_backup_job_per_data_service(prod: Deployment) -> None:
+    containers = prod.containers()
+    scripts = {name: (ROOT / "backup" / name).read_text() for name in ("backup", "restore")}
+    for service in ("postgres", "redis", "minio"):
+        job = containers[f"backup-{service}"]
+        assert job.inputs["image"] == containers[service].inputs["image"], "the image the stack already pulls"
+        assert job.inputs["entrypoints"] == ["/bin/sh", "/opt/sentineliq/backup"]
+        assert job.inputs["command"] == ["--loop", service, "/backups"]
+        assert job.plain("volumes") == [{"hostPath": "/var/backups/sentineliq-prod", "containerPath": "/backups"}]
+        uploads = {u["file"]: u for u in job.plain("uploads")}
+        assert uploads["/opt/sentineliq/backup"]["content"] == scripts["backup"]
+        assert uploads["/opt/sentineliq/restore"]["content"] == scripts["restore"]
+        env = env_of(job)
+        assert (env["BACKUP_TIME"], env["BACKUP_RETENTION_DAYS"]) == ("02:30", "30")
+        assert isinstance(job.inputs["envs"], Secret)
+        assert job.plain("healthcheck")["tests"] == ["CMD-SHELL", "grep -qx ok /tmp/backup-status"]
+        assert prod.depends_on(job) >= {f"{service}-container"}
+        assert "/var/run/docker.sock" not in str(job.inputs)
+    assert env_of(containers["backup-postgres"])["PGPASSWORD"] == TEST_SECRETS["postgresPassword"]
+    assert env_of(containers["backup-redis"])["REDISCLI_AUTH"] == TEST_SECRETS["redisPassword"]
+    assert env_of(containers["backup-minio"])["MC_HOST_source"] == (
+        f"http://sentineliq:{TEST_SECRETS['minioRootPassword']}@minio:9000"
+    )
+    assert prod.outputs["backups"] == "/var/backups/sentineliq-prod on the Docker host"
+    assert len(prod.of_type("docker:index/remoteImage:RemoteImage")) == 8, "backup jobs share the services' pulls"
+
+
+def test_backup_schedule_retention_and_path_are_configurable() -> None:
+    deployment = deploy_stack(
+        "prod", backup='{"time": "04:15", "retentionDays": 7, "path": "/srv/backups/sentineliq/"}'
+    )
+    job = deployment.containers()["backup-redis"]
+    assert (env_of(job)["BACKUP_TIME"], env_of(job)["BACKUP_RETENTION_DAYS"]) == ("04:15", "7")
+    assert job.plain("volumes")[0]["hostPath"] == "/srv/backups/sentineliq"
+
+
+def test_dev_runs_no_backup_job(dev: Deployment) -> None:
+    assert not [name for name in dev.containers() if name.startswith("backup-")]
+    assert dev.outputs["backups"] == "disabled"
