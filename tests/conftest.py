@@ -1,4 +1,6 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+# The program's package, and the policy pack's rules (importable without starting the pack).
+sys.path[:0] = [str(ROOT), str(ROOT / "policy")]
