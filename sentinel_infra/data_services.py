@@ -52,12 +52,16 @@ def postgres(settings: Settings) -> ServiceSpec:
     )
 
 
+def _redis_quoted(value: str) -> str:
+    """A redis.conf argument in double quotes: spaces, quotes and backslashes survive its parser."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def redis(settings: Settings) -> ServiceSpec:
     # The password lives in a config file written into the container, never on redis-server's command line
     # (where `ps` on the host would show it). AOF persistence: at most a second of writes lost on a crash.
-    config = SecretStr(
-        f"appendonly yes\nappendfsync everysec\ndir /data\nrequirepass {settings.redis_password.get_secret_value()}\n"
-    )
+    password = _redis_quoted(settings.redis_password.get_secret_value())
+    config = SecretStr(f"appendonly yes\nappendfsync everysec\ndir /data\nrequirepass {password}\n")
     return ServiceSpec(
         name="redis",
         image=REDIS_IMAGE,

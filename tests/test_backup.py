@@ -11,12 +11,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,35 +22,12 @@ from pathlib import Path
 
 import pytest
 from harness import ROOT
+from local_servers import free_port, require, shared_dir
 
 BACKUP = ROOT / "backup" / "backup"
 RESTORE = ROOT / "backup" / "restore"
 PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
 TRICKY_TEXT = "naïve 'quoted' \"text\" \\ with ; semicolons -- and\nnewlines ✓"
-
-
-def require(present: object, what: str) -> None:
-    if present:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is missing in CI: .ci/run must install it")
-    pytest.skip(f"{what} is not installed (Debian: see .ci/run)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def shared_dir(owner: str | None = None) -> Path:
-    """A temporary folder other users can reach (pytest's own are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="sentineliq-", dir="/tmp"))
-    path.chmod(0o755)
-    if owner is not None:
-        entry = pwd.getpwnam(owner)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    return path
 
 
 @dataclass

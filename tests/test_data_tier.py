@@ -166,7 +166,7 @@ def test_redis_requires_its_password_without_showing_it(prod: Deployment) -> Non
     assert redis.inputs["command"] == ["redis-server", "/usr/local/etc/redis/redis.conf"]
     config = unwrap(redis.inputs["uploads"])[0]
     assert config["file"] == "/usr/local/etc/redis/redis.conf"
-    assert f"requirepass {TEST_SECRETS['redisPassword']}\n" in config["content"]
+    assert f'requirepass "{TEST_SECRETS["redisPassword"]}"\n' in config["content"]
     assert "appendonly yes" in config["content"]
 
 
