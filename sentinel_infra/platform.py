@@ -73,7 +73,7 @@ class Platform(pulumi.ComponentResource):
             volume: docker.Volume(
                 f"{name}-{volume}",
                 docker.VolumeArgs(
-                    name=names.physical(volume),
+                    name=settings.volume_names.of(volume) or names.physical(volume),
                     labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in names.labels().items()],
                 ),
                 opts=pulumi.ResourceOptions.merge(on_docker, keep),

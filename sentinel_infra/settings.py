@@ -150,6 +150,25 @@ def _backup_path(value: str) -> str:
     return path
 
 
+VolumeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")]
+
+
+class VolumeNames(_Section):
+    """Docker names of the data volumes, to adopt existing ones (a compose project's `sentineliq_postgres-data`)."""
+
+    postgres_data: VolumeName | None = key("PostgreSQL's data volume", example="sentineliq_postgres-data", default=None)
+    redis_data: VolumeName | None = key("Redis's data volume", example="sentineliq_redis-data", default=None)
+    minio_data: VolumeName | None = key("MinIO's data volume", example="sentineliq_minio-data", default=None)
+    elasticsearch_data: VolumeName | None = key(
+        "Elasticsearch's data volume", example="sentineliq_elasticsearch-data", default=None
+    )
+
+    def of(self, volume: str) -> str | None:
+        """The configured name of a volume key such as `postgres-data`, if any."""
+        value = getattr(self, volume.replace("-", "_"))
+        return None if value is None else str(value)
+
+
 class BackupSettings(_Section):
     """The daily backup jobs (one per data service)."""
 
@@ -242,6 +261,9 @@ class Settings(_Section):
         default="0.0.0.0",  # noqa: S104 - the public ports are meant to be reachable; see publicBindAddress
     )
     host_ports: HostPorts = key("host ports of the published services", example="", default=HostPorts())
+    volume_names: VolumeNames = key(
+        "existing Docker volumes to use; unset: <project>-<stack>-<volume>", example="", default=VolumeNames()
+    )
     protect_data: bool = key(
         "stateful volumes are protected and retained on delete: `pulumi destroy` never erases data",
         example="true",

@@ -197,3 +197,15 @@ def test_stack_outputs(prod: Deployment) -> None:
 def test_the_local_engine_by_default(dev: Deployment) -> None:
     provider = dev.of_type("pulumi:providers:docker")[0]
     assert "host" not in provider.inputs
+
+
+def test_existing_volumes_can_be_adopted_by_name() -> None:
+    deployment = deploy_stack(
+        "prod", volumeNames='{"postgresData": "sentineliq_postgres-data", "redisData": "sentineliq_redis-data"}'
+    )
+    names = {v.name: v.inputs["name"] for v in deployment.of_type("docker:index/volume:Volume")}
+    assert names["sentineliq-postgres-data"] == "sentineliq_postgres-data"
+    assert names["sentineliq-redis-data"] == "sentineliq_redis-data"
+    assert names["sentineliq-minio-data"] == "sentineliq-prod-minio-data"
+    postgres = deployment.containers()["postgres"]
+    assert postgres.plain("volumes")[0]["volumeName"] == "sentineliq_postgres-data"

@@ -284,3 +284,11 @@ def test_backup_rules(value: str, key: str, rule: str) -> None:
     problems = problems_of(backup=value)
     assert list(problems) == [key]
     assert problems[key][0].startswith(rule)
+
+
+def test_volume_names_are_docker_names() -> None:
+    problems = problems_of(volumeNames='{"postgresData": "has space", "redis": "x"}')
+    assert set(problems) == {"volumeNames.postgresData", "volumeNames.redis"}
+    assert problems["volumeNames.postgresData"][1] == (
+        "pulumi config set --path 'sentineliq:volumeNames.postgresData' sentineliq_postgres-data"
+    )
