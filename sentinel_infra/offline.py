@@ -1,0 +1,219 @@
+"""Evaluate the program offline, under Pulumi's mocks: what it would register, as the engine would see it.
+
+A recording monitor keeps every `RegisterResource` request: type, name, parent, inputs (with secret markers kept
+as `Secret`), provider, dependencies and options. `python -m sentinel_infra graph` draws the architecture from
+it without an engine or Docker, and the tests assert on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc
+
+from .settings import NAMESPACE, load_settings
+from .stack import build_stack
+
+CONTAINER = "docker:index/container:Container"
+REGISTRY_DIGEST = f"sha256:{'cd' * 32}"
+"""What the mocked registry answers for every tag."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """An input value the program marked secret."""
+
+    value: Any
+
+
+def unwrap(value: Any) -> Any:
+    """A value with every secret marker removed."""
+    if isinstance(value, Secret):
+        return unwrap(value.value)
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def _keep_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return Secret(_keep_secrets(value["value"]))
+        return {k: _keep_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_keep_secrets(v) for v in value]
+    return value
+
+
+@dataclass
+class Registration:
+    """One resource as the engine sees it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    """Inputs with secrets kept as `Secret(value)`."""
+    provider: str
+    dependencies: set[str]
+    property_dependencies: dict[str, set[str]]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    replace_on_changes: list[str]
+    additional_secret_outputs: list[str]
+
+    def plain(self, key: str) -> Any:
+        """An input with every secret marker removed."""
+        return unwrap(self.inputs.get(key))
+
+    @property
+    def service(self) -> str | None:
+        """The `io.sentineliq.service` label of a container."""
+        labels = {item["label"]: item["value"] for item in self.plain("labels") or []}
+        return labels.get("io.sentineliq.service")
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
+            outputs["repoDigest"] = f"{args.inputs['name'].split(':')[0]}@sha256:{'ab' * 32}"
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        invoked = args.token
+        self.calls.append((invoked, dict(args.args)))
+        if invoked == "docker:index/getRegistryImage:getRegistryImage":
+            return {"name": args.args["name"], "sha256Digest": REGISTRY_DIGEST}, []
+        # An empty list, not None: the mock monitor iterates the failures.
+        return {}, []
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, mocked: _Mocks, registrations: list[Registration]) -> None:
+        super().__init__(mocked)
+        self.registrations = registrations
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    custom=request.custom,
+                    inputs=_keep_secrets(rpc.deserialize_properties(request.object, keep_internal=True)),
+                    provider=request.provider,
+                    dependencies=set(request.dependencies),
+                    property_dependencies={k: set(v.urns) for k, v in request.propertyDependencies.items()},
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    replace_on_changes=list(request.replaceOnChanges),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                )
+            )
+        return response
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation of the program registered, and its resolved stack outputs."""
+
+    resources: list[Registration]
+    calls: list[tuple[str, dict[str, Any]]]
+    """Invokes (data sources) with their arguments."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, token: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == token]
+
+    def named(self, name: str) -> Registration:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def containers(self) -> dict[str, Registration]:
+        """Containers by service name."""
+        return {str(r.service): r for r in self.of_type(CONTAINER)}
+
+    def depends_on(self, resource: Registration) -> set[str]:
+        """The logical names of the resources this one waits for."""
+        return {self.by_urn(urn).name for urn in resource.dependencies}
+
+
+def stack_file_config(path: Path) -> dict[str, str]:
+    """A stack file's plain config, as the engine hands it to the program (strings; objects as JSON text)."""
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and "secure" in value:
+            continue
+        if isinstance(value, bool):
+            config[key] = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            config[key] = json.dumps(value)
+        else:
+            config[key] = str(value)
+    return config
+
+
+def evaluate(
+    config: Mapping[str, str],
+    secret_keys: set[str],
+    stack: str,
+    program: Callable[[], Mapping[str, Any]] | None = None,
+    registrations: list[Registration] | None = None,
+) -> Evaluation:
+    """Run the program (by default `build_stack(load_settings())`) under mocks with this stack config.
+
+    `registrations` receives what is registered as it happens, so a caller keeps it when the program fails.
+    """
+    mocked = _Mocks()
+    monitor = _RecordingMonitor(mocked, [] if registrations is None else registrations)
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
+    pulumi.runtime.set_mocks(mocked, project=NAMESPACE, stack=stack, preview=False, monitor=monitor)
+    evaluation = Evaluation(resources=monitor.registrations, calls=mocked.calls)
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def run() -> pulumi.Output[None]:
+        outputs = (program or (lambda: build_stack(load_settings())))()
+
+        def record(resolved: list[Any]) -> None:
+            count = len(outputs)
+            for name, value, secret in zip(outputs, resolved[:count], resolved[count:], strict=True):
+                evaluation.outputs[name] = value
+                if secret:
+                    evaluation.secret_outputs.add(name)
+
+        values: list[pulumi.Output[Any]] = [pulumi.Output.from_input(v) for v in outputs.values()]
+        secrets: list[pulumi.Output[Any]] = [pulumi.Output.from_input(v.is_secret()) for v in values]
+        return pulumi.Output.all(*values, *secrets).apply(record)
+
+    run()
+    return evaluation
