@@ -1,15 +1,24 @@
-"""Operator commands: `python -m sentinel_infra config-reference [--write README.md] | required-secrets`."""
+"""Operator commands.
+
+python -m sentinel_infra status --stack NAME [--json]         the seed's `prod.sh status`, from Docker itself
+python -m sentinel_infra graph --stack NAME [--write FILE]     the architecture, drawn from the program
+python -m sentinel_infra config-reference [--write FILE]       the config reference table
+python -m sentinel_infra required-secrets                      the secret keys every stack must set
+"""
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from .docs import config_reference
+from .graph import graph
 from .settings import Settings, is_secret
+from .status import run_status
 
-START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def required_secrets() -> str:
@@ -17,29 +26,46 @@ def required_secrets() -> str:
     return "\n".join(str(f.alias) for f in Settings.model_fields.values() if is_secret(f) and f.is_required())
 
 
-def write_reference(path: Path) -> None:
-    """Replace the table between the README's config-reference markers."""
+def write_between_markers(path: Path, name: str, content: str) -> None:
+    """Replace what stands between `<!-- NAME:start -->` and `<!-- NAME:end -->` in a document."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = path.read_text()
-    pattern = re.compile(rf"{re.escape(START)}\n.*?\n{re.escape(END)}", re.S)
+    pattern = re.compile(rf"{re.escape(start)}\n(?:.*?\n)?{re.escape(end)}", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"{path}: no {START} ... {END} markers")
-    path.write_text(pattern.sub(lambda _: f"{START}\n{config_reference()}\n{END}", text))
+        raise SystemExit(f"{path}: no {start} ... {end} markers")
+    path.write_text(pattern.sub(lambda _: f"{start}\n{content.rstrip()}\n{end}", text))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m sentinel_infra")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sentinel_infra", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    reference = commands.add_parser("config-reference", help="print the config reference table (Markdown)")
-    reference.add_argument("--write", type=Path, metavar="README", help="update the table in this file instead")
+    status = commands.add_parser("status", help="state and health of every service of a stack")
+    status.add_argument("--stack", required=True)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--docker-host", help="override the stack's sentineliq:dockerHost")
+    drawing = commands.add_parser("graph", help="the stack's architecture as Mermaid, from the program")
+    drawing.add_argument("--stack", required=True)
+    drawing.add_argument("--write", type=Path, metavar="FILE", help="update the diagram in this file")
+    reference = commands.add_parser("config-reference", help="the config reference table (Markdown)")
+    reference.add_argument("--write", type=Path, metavar="FILE", help="update the table in this file")
     commands.add_parser("required-secrets", help="list the secret keys every stack must set")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+
+    if args.command == "status":
+        return run_status(ROOT, args.stack, as_json=args.json, docker_host=args.docker_host)
     if args.command == "required-secrets":
         print(required_secrets())
-    elif args.write is not None:
-        write_reference(args.write)
+        return 0
+    if args.command == "graph":
+        text, marker = graph(ROOT, args.stack), "architecture"
     else:
-        print(config_reference())
+        text, marker = config_reference(), "config-reference"
+    if args.write is not None:
+        write_between_markers(args.write, marker, text)
+    else:
+        print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The living architecture: the stack drawn from the program itself, evaluated offline (no engine, no Docker).
+
+`python -m sentinel_infra graph --stack prod` evaluates the program under mocks with the stack file's config (and
+placeholder secrets, which shape nothing that is drawn), then renders its services, one-shot steps, volumes and
+network as a Mermaid diagram whose arrows are the health-gated start order, and the start-up waves: what starts
+concurrently once everything before it is ready. `docs/architecture.md` embeds the prod diagram; a test fails
+when the committed one no longer matches the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .offline import CONTAINER, Evaluation, Registration, evaluate, stack_file_config
+from .settings import NAMESPACE, Settings, is_secret
+
+VOLUME = "docker:index/volume:Volume"
+NETWORK = "docker:index/network:Network"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+COMMANDS = ("command:local:Command", "command:remote:Command")
+
+PLACEHOLDER_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def placeholder_secrets(config: dict[str, str]) -> dict[str, str]:
+    """Valid stand-ins for the secrets a stack needs: they are never drawn."""
+    values = {
+        f"{NAMESPACE}:{field.alias}": "placeholder-secret-0123456789abcdefghij"
+        for field in Settings.model_fields.values()
+        if is_secret(field) and field.is_required()
+    }
+    if config.get(f"{NAMESPACE}:dockerHost", "").startswith("ssh://"):
+        values[f"{NAMESPACE}:sshPrivateKey"] = PLACEHOLDER_KEY
+    if f"{NAMESPACE}:registryUsername" in config:
+        values[f"{NAMESPACE}:registryToken"] = "placeholder-token"
+    return values
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    detail: str
+    kind: str
+    """service, step, volume."""
+
+    @property
+    def id(self) -> str:
+        """A Mermaid node id (no hyphens, which its arrow syntax could misread)."""
+        return self.name.replace("-", "_")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}<br/>{self.detail}" if self.detail else self.name
+
+
+@dataclass(frozen=True)
+class Architecture:
+    network: str
+    nodes: list[Node]
+    starts_after: list[tuple[str, str]]
+    """(upstream, downstream) names: downstream starts once upstream is healthy (a container) or done (a step)."""
+    mounts: list[tuple[str, str]]
+    """(service, volume) names."""
+
+    def waves(self) -> list[list[str]]:
+        """Start-up waves: each starts concurrently once every earlier wave is ready."""
+        runnable = [n.name for n in self.nodes if n.kind != "volume"]
+        upstream = {node: {a for a, b in self.starts_after if b == node} for node in runnable}
+        done: set[str] = set()
+        waves = []
+        while len(done) < len(runnable):
+            wave = sorted(n for n in runnable if n not in done and upstream[n] <= done)
+            if not wave:
+                raise ValueError("the start order has a cycle")
+            waves.append(wave)
+            done.update(wave)
+        return waves
+
+
+def architecture(evaluation: Evaluation) -> Architecture:
+    """The drawable parts of an evaluation: services, steps, volumes and their start-order edges."""
+    images = {r.urn: str(r.inputs["name"]) for r in evaluation.of_type(IMAGE)}
+    volumes = {str(r.plain("name")): r for r in evaluation.of_type(VOLUME)}
+    runnable: dict[str, tuple[Registration, Node]] = {}
+    for resource in evaluation.resources:
+        if resource.type == CONTAINER:
+            service = str(resource.service)
+            image = next(images[urn] for urn in resource.property_dependencies["image"] if urn in images)
+            runnable[resource.urn] = (resource, Node(service, image, "service"))
+        elif resource.type in COMMANDS:
+            runnable[resource.urn] = (resource, Node(resource.name.removesuffix("-command"), "(one-shot)", "step"))
+    nodes = [node for _, node in runnable.values()]
+    nodes += [Node(name, "", "volume") for name in volumes]
+    starts_after = sorted(
+        (runnable[urn][1].name, node.name)
+        for resource, node in runnable.values()
+        for urn in resource.dependencies
+        if urn in runnable
+    )
+    mounts = sorted(
+        (node.name, str(mount["volumeName"]))
+        for resource, node in runnable.values()
+        if resource.type == CONTAINER
+        for mount in resource.plain("volumes") or []
+        if mount.get("volumeName") in volumes
+    )
+    [network] = evaluation.of_type(NETWORK)
+    return Architecture(str(network.plain("name")), sorted(nodes, key=lambda n: n.name), starts_after, mounts)
+
+
+def mermaid(arch: Architecture) -> str:
+    lines = ["flowchart LR", f'  subgraph network["bridge network {arch.network}"]']
+    for node in arch.nodes:
+        if node.kind == "service":
+            lines.append(f'    {node.id}["{node.label}"]')
+        elif node.kind == "step":
+            lines.append(f'    {node.id}[["{node.label}"]]')
+    lines.append("  end")
+    lines += [f'  {node.id}[("{node.label}")]' for node in arch.nodes if node.kind == "volume"]
+    by_name = {node.name: node for node in arch.nodes}
+    for upstream, downstream in arch.starts_after:
+        gate = "healthy" if by_name[upstream].kind == "service" else "done"
+        lines.append(f"  {by_name[upstream].id} -->|{gate}| {by_name[downstream].id}")
+    lines += [f"  {by_name[service].id} -.- {by_name[volume].id}" for service, volume in arch.mounts]
+    return "\n".join(lines)
+
+
+def render(arch: Architecture, stack: str) -> str:
+    """The Markdown section docs/architecture.md embeds."""
+    waves = "\n".join(
+        f"{number}. {', '.join(f'`{name}`' for name in wave)}" for number, wave in enumerate(arch.waves(), start=1)
+    )
+    return (
+        f"Stack `{stack}`: solid arrows are the start order (the next starts once the previous is healthy or done),\n"
+        "dotted lines the named volumes each service mounts.\n\n"
+        f"```mermaid\n{mermaid(arch)}\n```\n\n"
+        "Start-up waves (everything in a wave starts concurrently):\n\n"
+        f"{waves}\n"
+    )
+
+
+def graph(root: Path, stack: str) -> str:
+    """Evaluate the stack file `Pulumi.<stack>.yaml` offline and render its architecture."""
+    config = stack_file_config(root / f"Pulumi.{stack}.yaml")
+    secrets = placeholder_secrets(config)
+    evaluation = evaluate({**config, **secrets}, set(secrets), stack)
+    return render(architecture(evaluation), stack)

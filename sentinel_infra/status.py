@@ -1,0 +1,132 @@
+"""`python -m sentinel_infra status --stack NAME`: the seed's `prod.sh status`, asked of Docker itself.
+
+Every container the program creates carries `io.sentineliq.project`, `io.sentineliq.stack` and
+`io.sentineliq.service` labels. This command finds a stack's containers by those labels on the stack's Docker
+host (`sentineliq:dockerHost` from `Pulumi.<stack>.yaml`, or the local engine) and reports, for each of the eight
+services and any other labelled container (the backup jobs), its container, state, health, image and uptime.
+It exits 0 when every service is running and healthy, 1 otherwise, 2 when Docker cannot be asked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .naming import LABEL_PREFIX
+from .offline import stack_file_config
+from .settings import NAMESPACE, SERVICE_NAMES
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    container: str
+    state: str
+    """running, exited, restarting, … or missing."""
+    health: str
+    """healthy, unhealthy, starting, or none."""
+    image: str
+    uptime_seconds: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "running" and self.health == "healthy"
+
+
+class DockerUnavailableError(RuntimeError):
+    pass
+
+
+def _docker(host: str | None, *args: str) -> str:
+    command = ["docker", *(["--host", host] if host else []), *args]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)  # noqa: S603
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise DockerUnavailableError(f"cannot run docker: {error}") from error
+    if result.returncode != 0:
+        raise DockerUnavailableError(result.stderr.strip() or f"docker {args[0]} failed")
+    return result.stdout
+
+
+def _uptime(state: dict[str, Any], now: datetime) -> int | None:
+    if state.get("Status") != "running":
+        return None
+    started = str(state.get("StartedAt", ""))[:26].rstrip("Z")  # RFC 3339 with nanoseconds: keep microseconds
+    return max(0, int((now - datetime.fromisoformat(started).replace(tzinfo=UTC)).total_seconds()))
+
+
+def collect(stack: str, docker_host: str | None, project: str = NAMESPACE) -> list[ServiceStatus]:
+    """The status of every service of the stack, the eight expected ones first."""
+    ids = _docker(
+        docker_host,
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        f"label={LABEL_PREFIX}.project={project}",
+        "--filter",
+        f"label={LABEL_PREFIX}.stack={stack}",
+    ).split()
+    found: dict[str, ServiceStatus] = {}
+    now = datetime.now(UTC)
+    for container in json.loads(_docker(docker_host, "inspect", *ids)) if ids else []:
+        labels = container["Config"].get("Labels") or {}
+        state = container["State"]
+        service = labels.get(f"{LABEL_PREFIX}.service", container["Name"].lstrip("/"))
+        found[service] = ServiceStatus(
+            service=service,
+            container=container["Name"].lstrip("/"),
+            state=state.get("Status", "unknown"),
+            health=(state.get("Health") or {}).get("Status", "none"),
+            image=container["Config"].get("Image", ""),
+            uptime_seconds=_uptime(state, now),
+        )
+    expected = [found.pop(name, ServiceStatus(name, "-", "missing", "-", "-", None)) for name in SERVICE_NAMES]
+    return expected + [found[name] for name in sorted(found)]
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
+
+
+def table(statuses: list[ServiceStatus]) -> str:
+    rows = [("SERVICE", "CONTAINER", "STATE", "HEALTH", "UPTIME", "IMAGE")]
+    rows += [(s.service, s.container, s.state, s.health, _duration(s.uptime_seconds), s.image) for s in statuses]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
+    )
+
+
+def run_status(root: Path, stack: str, as_json: bool = False, docker_host: str | None = None) -> int:
+    if docker_host is None:
+        stack_file = root / f"Pulumi.{stack}.yaml"
+        config = stack_file_config(stack_file) if stack_file.exists() else {}
+        docker_host = config.get(f"{NAMESPACE}:dockerHost")
+    try:
+        statuses = collect(stack, docker_host)
+    except DockerUnavailableError as error:
+        print(f"status: cannot ask Docker{f' at {docker_host}' if docker_host else ''}: {error}")
+        return 2
+    healthy = all(s.ok for s in statuses)
+    if as_json:
+        report = {"stack": stack, "healthy": healthy, "services": [{**asdict(s), "ok": s.ok} for s in statuses]}
+        print(json.dumps(report, indent=2))
+    else:
+        print(table(statuses))
+        print(f"\nstack {stack}: {'all services healthy' if healthy else 'NOT HEALTHY'}")
+    return 0 if healthy else 1
