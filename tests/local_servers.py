@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
+import shutil
 import socket
+import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,3 +39,91 @@ def shared_dir(owner: str | None = None) -> Path:
         entry = pwd.getpwnam(owner)
         os.chown(path, entry.pw_uid, entry.pw_gid)
     return path
+
+
+def _docker_answers(host: str | None) -> bool:
+    command = ["docker", *(["--host", host] if host else []), "info"]
+    try:
+        return subprocess.run(command, capture_output=True, check=False, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@contextmanager
+def docker_engine() -> Iterator[str | None]:
+    """A Docker engine for the test: a private dockerd when this machine can run one (root, Debian's docker.io),
+    else the engine the environment already points at. Yields the host to pass to `docker --host`."""
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or os.geteuid() != 0:
+        if shutil.which("docker") and _docker_answers(None):
+            yield None
+            return
+        require(None, "a Docker engine (Debian: docker.io, run as root)")
+    root = Path(tempfile.mkdtemp(prefix="siq-dockerd-", dir="/tmp"))
+    host = f"unix://{root}/docker.sock"
+    log = (root / "dockerd.log").open("w")
+    daemon = subprocess.Popen(
+        [
+            str(dockerd),
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(root / "x"),
+            "--pidfile",
+            str(root / "pid"),
+            "--host",
+            host,
+            "--storage-driver",
+            "vfs",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge",
+            "none",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _docker_answers(host):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"dockerd cannot run here: {(root / 'dockerd.log').read_text()[-500:]}")
+            time.sleep(0.5)
+        yield host
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def tiny_image(host: str | None, tag: str = "sentineliq-test/busybox:1") -> str:
+    """A local image with busybox and the libraries it links (no registry needed): `docker import` of a rootfs."""
+    busybox = shutil.which("busybox")
+    require(busybox, "busybox")
+    assert busybox is not None
+    rootfs = Path(tempfile.mkdtemp(prefix="siq-rootfs-"))
+    try:
+        (rootfs / "bin").mkdir()
+        (rootfs / "tmp").mkdir(mode=0o1777)
+        shutil.copy(busybox, rootfs / "bin" / "busybox")
+        libraries = subprocess.run(["ldd", busybox], capture_output=True, text=True, check=False).stdout
+        for path in re.findall(r"(/\S+)", libraries):
+            target = rootfs / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+        for applet in ("sh", "sleep", "true", "false", "cat", "echo", "sha256sum", "tr", "printf", "test", "["):
+            (rootfs / "bin" / applet).symlink_to("busybox")
+        archive = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True).stdout
+        subprocess.run(
+            ["docker", *(["--host", host] if host else []), "import", "-", tag],
+            input=archive,
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+    return tag

@@ -1,0 +1,188 @@
+"""Against a real Docker engine (a private dockerd from Debian's docker.io, started by the test) and a tiny
+local image (busybox, imported: no registry): the status command, and the exact one-shot command lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from harness import TEST_SECRETS
+from local_servers import docker_engine, tiny_image
+
+from sentinel_infra.__main__ import main
+from sentinel_infra.naming import StackNames
+from sentinel_infra.oneshot import InRunningContainer, OneShotArgs, exec_command, run_command
+from sentinel_infra.settings import SERVICE_NAMES, Settings
+from sentinel_infra.status import collect
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[tuple[str | None, str]]:
+    with docker_engine() as host:
+        yield host, tiny_image(host)
+
+
+def docker(host: str | None, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = ["docker", *(["--host", host] if host else []), *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, check=False, timeout=120)
+
+
+def start(host: str | None, image: str, stack: str, service: str, check: str, command: str = "sleep 600") -> None:
+    result = docker(
+        host,
+        "run",
+        "--detach",
+        "--network=none",
+        f"--name=siq-{stack}-{service}",
+        "--label=io.sentineliq.project=sentineliq",
+        f"--label=io.sentineliq.stack={stack}",
+        f"--label=io.sentineliq.service={service}",
+        f"--health-cmd={check}",
+        "--health-interval=1s",
+        "--health-retries=1",
+        image,
+        "sh",
+        "-c",
+        command,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def settle(host: str | None, stack: str, expected: dict[str, str]) -> None:
+    """Wait until Docker reports the expected health of each service."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = {s.service: s.health for s in collect(stack, host) if s.state != "missing"}
+        if all(seen.get(service) == health for service, health in expected.items()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"health never settled: {seen}")
+
+
+@pytest.fixture
+def stack(engine: tuple[str | None, str]) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:8]}"
+    yield name
+    host, _ = engine
+    ids = docker(host, "ps", "-aq", "--filter", f"label=io.sentineliq.stack={name}").stdout.split()
+    if ids:
+        docker(host, "rm", "-f", *ids)
+
+
+def test_status_reports_every_service_and_fails_on_an_unhealthy_one(
+    engine: tuple[str | None, str], stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, image = engine
+    for service in SERVICE_NAMES:
+        if service == "kibana":
+            continue  # missing
+        if service == "redis":
+            start(host, image, stack, service, "false")
+        elif service == "client":
+            start(host, image, stack, service, "true", command="exit 3")
+        else:
+            start(host, image, stack, service, "true")
+    start(host, image, stack, "backup-postgres", "true")
+    settle(host, stack, {"postgres": "healthy", "redis": "unhealthy", "backup-postgres": "healthy"})
+
+    assert main(["status", "--stack", stack, "--json", *(["--docker-host", host] if host else [])]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["stack"] == stack and report["healthy"] is False
+    services = {s["service"]: s for s in report["services"]}
+    assert list(services)[:8] == list(SERVICE_NAMES), "the eight services first, in order"
+    assert services["postgres"]["state"] == "running" and services["postgres"]["ok"] is True
+    assert services["postgres"]["container"] == f"siq-{stack}-postgres"
+    assert services["postgres"]["image"] == image
+    assert services["postgres"]["uptime_seconds"] >= 0
+    assert (services["redis"]["health"], services["redis"]["ok"]) == ("unhealthy", False)
+    assert services["kibana"]["state"] == "missing"
+    assert services["client"]["state"] == "exited" and services["client"]["uptime_seconds"] is None
+    assert services["backup-postgres"]["ok"] is True
+
+
+def test_status_table_and_a_healthy_stack(
+    engine: tuple[str | None, str], stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, image = engine
+    for service in SERVICE_NAMES:
+        start(host, image, stack, service, "true")
+    settle(host, stack, dict.fromkeys(SERVICE_NAMES, "healthy"))
+    args = ["status", "--stack", stack, *(["--docker-host", host] if host else [])]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["SERVICE", "CONTAINER", "STATE", "HEALTH", "UPTIME", "IMAGE"]
+    assert f"siq-{stack}-server" in out
+    assert out.rstrip().endswith(f"stack {stack}: all services healthy")
+
+
+def test_status_without_docker_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--stack", "prod", "--docker-host", "unix:///nonexistent/docker.sock"]) == 2
+    assert "cannot ask Docker at unix:///nonexistent/docker.sock" in capsys.readouterr().out
+
+
+# --- the one-shot command lines, for real ------------------------------------------------------------------------
+
+SCRIPT = 'set -eu\nIFS= read -r secret\nprintf "%s" "$secret" | sha256sum\n'
+
+
+def args_for(host: str | None) -> OneShotArgs:
+    settings = Settings.model_validate(
+        {**TEST_SECRETS, "serverTag": "m", "clientTag": "m", **({"dockerHost": host} if host else {})}
+    )
+    return OneShotArgs(
+        settings=settings,
+        names=StackNames("sentineliq", "oneshot"),
+        purpose="test",
+        where=InRunningContainer("unused"),
+        script=SCRIPT,
+        stdin=None,  # type: ignore[arg-type] - the command line builders read neither stdin nor triggers
+        depends_on=[],
+    )
+
+
+def test_a_run_one_shot_reads_its_secret_from_stdin(engine: tuple[str | None, str]) -> None:
+    host, image = engine
+    line = run_command(args_for(host), image, "none")
+    secret = "p@ss word with 'quotes'"
+    result = subprocess.run(["/bin/sh", "-c", line], input=secret + "\n", capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in line
+    leftovers = docker(host, "ps", "-aq", "--filter", "label=io.sentineliq.stack=oneshot").stdout.split()
+    assert leftovers == [], "--rm removes the one-shot container"
+
+
+def test_an_exec_one_shot_and_its_absent_container(engine: tuple[str | None, str], stack: str) -> None:
+    host, image = engine
+    start(host, image, stack, "postgres", "true")
+    container = f"siq-{stack}-postgres"
+    result = subprocess.run(
+        ["/bin/sh", "-c", exec_command(args_for(host), container, skip_if_absent=True)],
+        input="s3cret\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()[0]) == 64
+    absent = subprocess.run(
+        ["/bin/sh", "-c", exec_command(args_for(host), f"{container}-gone", skip_if_absent=True)],
+        input="s3cret\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert absent.returncode == 0 and "nothing to do" in absent.stdout
+    strict = subprocess.run(
+        ["/bin/sh", "-c", exec_command(args_for(host), f"{container}-gone", skip_if_absent=False)],
+        input="s3cret\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert strict.returncode != 0
