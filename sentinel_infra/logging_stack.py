@@ -11,14 +11,13 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
 from importlib import resources
 
 import pulumi
 from pydantic import SecretStr
 
 from .naming import StackNames
-from .oneshot import InNewContainer, OneShotArgs, one_shot
+from .oneshot import InNewContainer, OneShotArgs
 from .service import FileUpload, HealthCheck, PublishedPort, ServiceSpec, VolumeMount, shell_check
 from .settings import Limits, Settings
 
@@ -197,34 +196,23 @@ def setup_input(settings: Settings) -> SecretStr:
     return SecretStr("\n".join(lines) + "\n")
 
 
-@dataclass(frozen=True)
-class ElasticSetupArgs:
-    settings: Settings
-    names: StackNames
-    image_id: pulumi.Input[str]
-    network_name: pulumi.Input[str]
-    elasticsearch: pulumi.CustomResource
-    """The Elasticsearch container: healthy before the setup runs; a new container runs the setup again."""
+def elastic_setup(
+    settings: Settings,
+    names: StackNames,
+    image_id: pulumi.Input[str],
+    network_name: pulumi.Input[str],
+    elasticsearch: pulumi.CustomResource,
+) -> OneShotArgs:
+    """The security setup that Elastic's own compose file does in its `setup` service, as a one-shot step.
 
-
-class ElasticSetup(pulumi.ComponentResource):
-    """The one-shot security setup that Elastic's own compose file does in its `setup` service."""
-
-    def __init__(self, name: str, args: ElasticSetupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("sentineliq:logging:ElasticSetup", name, None, opts)
-        self.command = one_shot(
-            f"{name}-command",
-            OneShotArgs(
-                settings=args.settings,
-                names=args.names,
-                purpose="elastic-setup",
-                where=InNewContainer(args.image_id, args.network_name),
-                script=SETUP_SCRIPT,
-                # A changed password changes stdin, and a changed input runs the command again.
-                stdin=pulumi.Output.secret(setup_input(args.settings).get_secret_value()),
-                triggers=[args.elasticsearch.id],
-                depends_on=[args.elasticsearch],
-            ),
-            parent=self,
-        )
-        self.register_outputs({})
+    It runs once Elasticsearch is healthy, again when a password changes (stdin) or the container is new.
+    """
+    return OneShotArgs(
+        settings=settings,
+        names=names,
+        where=InNewContainer(image_id, network_name),
+        script=SETUP_SCRIPT,
+        stdin=setup_input(settings),
+        triggers=[elasticsearch.id],
+        depends_on=[elasticsearch],
+    )

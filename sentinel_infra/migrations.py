@@ -8,13 +8,12 @@ harmless; the image id is the trigger, so every new server image migrates once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
+from pydantic import SecretStr
 
 from .data_services import database_url
 from .naming import StackNames
-from .oneshot import InNewContainer, OneShotArgs, one_shot
+from .oneshot import InNewContainer, OneShotArgs
 from .settings import Settings
 
 MIGRATE = "npx prisma migrate deploy --schema=../db/schema.prisma"
@@ -24,32 +23,20 @@ SCRIPT = f"set -eu\nIFS= read -r DATABASE_URL\nexport DATABASE_URL\nexec {MIGRAT
 """Reads the connection string from stdin, so it reaches neither a command line nor the container's config."""
 
 
-@dataclass(frozen=True)
-class PrismaMigrationArgs:
-    settings: Settings
-    names: StackNames
-    server_image_id: pulumi.Input[str]
-    network_name: pulumi.Input[str]
-    after: list[pulumi.Resource]
-    """The PostgreSQL container (healthy, by its `wait`) and the step that applies the configured password."""
-
-
-class PrismaMigration(pulumi.ComponentResource):
-    def __init__(self, name: str, args: PrismaMigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("sentineliq:migrations:PrismaMigration", name, None, opts)
-        url = database_url(args.settings).get_secret_value()
-        self.command = one_shot(
-            f"{name}-command",
-            OneShotArgs(
-                settings=args.settings,
-                names=args.names,
-                purpose="migrate",
-                where=InNewContainer(args.server_image_id, args.network_name),
-                script=SCRIPT,
-                stdin=pulumi.Output.secret(url + "\n"),
-                triggers=[args.server_image_id],
-                depends_on=args.after,
-            ),
-            parent=self,
-        )
-        self.register_outputs({})
+def migration(
+    settings: Settings,
+    names: StackNames,
+    server_image_id: pulumi.Input[str],
+    network_name: pulumi.Input[str],
+    after: list[pulumi.Resource],
+) -> OneShotArgs:
+    """The migration step; `after` holds the PostgreSQL container (healthy, by its `wait`) and the password step."""
+    return OneShotArgs(
+        settings=settings,
+        names=names,
+        where=InNewContainer(server_image_id, network_name),
+        script=SCRIPT,
+        stdin=SecretStr(database_url(settings).get_secret_value() + "\n"),
+        triggers=[server_image_id],
+        depends_on=after,
+    )

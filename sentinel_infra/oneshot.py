@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
+from pydantic import SecretStr
 
 from .naming import StackNames
 from .settings import Settings
@@ -42,15 +43,15 @@ class InRunningContainer:
 
 @dataclass(frozen=True)
 class OneShotArgs:
+    """A one-shot step as data: where it runs, its script, the secrets it reads and what it waits for."""
+
     settings: Settings
     names: StackNames
-    purpose: str
-    """Names the one-shot in labels (`io.sentineliq.service`)."""
     where: InNewContainer | InRunningContainer
     script: str
     """A POSIX sh script; it reads its secrets from stdin, one line each."""
-    stdin: pulumi.Output[str]
-    """The secret lines the script reads (a secret output); a change runs the command again."""
+    stdin: SecretStr
+    """The lines the script reads, passed as a secret output; a change runs the command again."""
     depends_on: Sequence[pulumi.Resource]
     triggers: Sequence[pulumi.Input[str]] = ()
     """Values whose change forces the command to run again."""
@@ -62,9 +63,9 @@ def _docker(settings: Settings) -> list[str]:
     return ["docker"] if host is None or settings.ssh is not None else ["docker", "--host", host]
 
 
-def run_command(args: OneShotArgs, image_id: str, network: str) -> str:
+def run_command(args: OneShotArgs, purpose: str, image_id: str, network: str) -> str:
     """`docker run` of the script in a new container; the line holds no secret (the tests assert it)."""
-    labels = [f"--label={k}={v}" for k, v in args.names.labels(args.purpose).items()]
+    labels = [f"--label={k}={v}" for k, v in args.names.labels(purpose).items()]
     return shlex.join(
         [
             *_docker(args.settings),
@@ -93,49 +94,57 @@ def exec_command(args: OneShotArgs, container: str, skip_if_absent: bool) -> str
     return f"if {probe} >/dev/null 2>&1; then {line}; else echo 'no container {container} yet: nothing to do'; fi"
 
 
-def one_shot(name: str, args: OneShotArgs, parent: pulumi.Resource) -> command.local.Command | command.remote.Command:
-    """Declare the one-shot as a child of `parent`, on the engine's host."""
-    where = args.where
-    if isinstance(where, InNewContainer):
-        create = pulumi.Output.all(where.image_id, where.network_name).apply(
-            lambda values: run_command(args, str(values[0]), str(values[1]))
+class OneShot(pulumi.ComponentResource):
+    """A one-shot step on the engine's host; `name` also labels its container (`io.sentineliq.service`)."""
+
+    command: command.local.Command | command.remote.Command
+
+    def __init__(self, name: str, args: OneShotArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentineliq:oneshot:OneShot", name, None, opts)
+        where = args.where
+        if isinstance(where, InNewContainer):
+            create = pulumi.Output.all(where.image_id, where.network_name).apply(
+                lambda values: run_command(args, name, str(values[0]), str(values[1]))
+            )
+        else:
+            skip = where.skip_if_absent
+            create = pulumi.Output.from_input(where.container_name).apply(
+                lambda container: exec_command(args, container, skip)
+            )
+        child = pulumi.ResourceOptions(
+            parent=self, depends_on=list(args.depends_on), additional_secret_outputs=SECRET_OUTPUTS
         )
-    else:
-        skip = where.skip_if_absent
-        create = pulumi.Output.from_input(where.container_name).apply(
-            lambda container: exec_command(args, container, skip)
-        )
-    opts = pulumi.ResourceOptions(
-        parent=parent, depends_on=list(args.depends_on), additional_secret_outputs=SECRET_OUTPUTS
-    )
-    triggers = list(args.triggers) or None
-    ssh = args.settings.ssh
-    if ssh is None:
-        return command.local.Command(
-            name,
-            command.local.CommandArgs(
-                create=create,
-                stdin=args.stdin,
-                triggers=triggers,
-                interpreter=["/bin/sh", "-c"],
-                add_previous_output_in_env=False,
-            ),
-            opts=opts,
-        )
-    key = args.settings.ssh_private_key
-    return command.remote.Command(
-        name,
-        command.remote.CommandArgs(
-            connection=command.remote.ConnectionArgs(
-                host=ssh.host,
-                port=ssh.port,
-                user=ssh.user,
-                private_key=None if key is None else pulumi.Output.secret(key.get_secret_value()),
-            ),
-            create=create,
-            stdin=args.stdin,
-            triggers=triggers,
-            add_previous_output_in_env=False,
-        ),
-        opts=opts,
-    )
+        stdin = pulumi.Output.secret(args.stdin.get_secret_value())
+        triggers = list(args.triggers) or None
+        ssh = args.settings.ssh
+        if ssh is None:
+            self.command = command.local.Command(
+                f"{name}-command",
+                command.local.CommandArgs(
+                    create=create,
+                    stdin=stdin,
+                    triggers=triggers,
+                    interpreter=["/bin/sh", "-c"],
+                    add_previous_output_in_env=False,
+                ),
+                opts=child,
+            )
+        else:
+            key = args.settings.ssh_private_key
+            self.command = command.remote.Command(
+                f"{name}-command",
+                command.remote.CommandArgs(
+                    connection=command.remote.ConnectionArgs(
+                        host=ssh.host,
+                        port=ssh.port,
+                        user=ssh.user,
+                        private_key=None if key is None else pulumi.Output.secret(key.get_secret_value()),
+                    ),
+                    create=create,
+                    stdin=stdin,
+                    triggers=triggers,
+                    add_previous_output_in_env=False,
+                ),
+                opts=child,
+            )
+        self.register_outputs({})

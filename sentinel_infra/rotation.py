@@ -16,15 +16,13 @@ Kibana's and Logstash's identities are set by the Elastic setup step, which runs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 from pydantic import SecretStr
 
 from .data_services import DATABASE
 from .logging_stack import basic_auth_config
 from .naming import StackNames
-from .oneshot import InRunningContainer, OneShotArgs, one_shot
+from .oneshot import InRunningContainer, OneShotArgs
 from .settings import Settings
 
 POSTGRES_SCRIPT = f"""set -eu
@@ -65,50 +63,25 @@ def elastic_input(settings: Settings) -> SecretStr:
     return SecretStr(f"{auth}\n{settings.elastic_password.get_secret_value()}\n")
 
 
-@dataclass(frozen=True)
-class PasswordStepArgs:
-    settings: Settings
-    names: StackNames
-    after: list[pulumi.Resource]
+def postgres_password(settings: Settings, names: StackNames, postgres: pulumi.Resource) -> OneShotArgs:
+    """Applies `postgresPassword` to the `sentineliq` role of the running database, once it is healthy."""
+    return OneShotArgs(
+        settings=settings,
+        names=names,
+        where=InRunningContainer(names.physical("postgres")),
+        script=POSTGRES_SCRIPT,
+        stdin=postgres_statements(settings.postgres_password),
+        depends_on=[postgres],
+    )
 
 
-class PostgresPassword(pulumi.ComponentResource):
-    """Applies `postgresPassword` to the `sentineliq` role of the running database."""
-
-    def __init__(self, name: str, args: PasswordStepArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("sentineliq:rotation:PostgresPassword", name, None, opts)
-        self.command = one_shot(
-            f"{name}-command",
-            OneShotArgs(
-                settings=args.settings,
-                names=args.names,
-                purpose="postgres-password",
-                where=InRunningContainer(args.names.physical("postgres")),
-                script=POSTGRES_SCRIPT,
-                stdin=pulumi.Output.secret(postgres_statements(args.settings.postgres_password).get_secret_value()),
-                depends_on=args.after,
-            ),
-            parent=self,
-        )
-        self.register_outputs({})
-
-
-class ElasticPassword(pulumi.ComponentResource):
+def elastic_password(settings: Settings, names: StackNames) -> OneShotArgs:
     """Applies `elasticPassword` to the `elastic` user of the running cluster, before its container is replaced."""
-
-    def __init__(self, name: str, args: PasswordStepArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("sentineliq:rotation:ElasticPassword", name, None, opts)
-        self.command = one_shot(
-            f"{name}-command",
-            OneShotArgs(
-                settings=args.settings,
-                names=args.names,
-                purpose="elastic-password",
-                where=InRunningContainer(args.names.physical("elasticsearch"), skip_if_absent=True),
-                script=ELASTIC_SCRIPT,
-                stdin=pulumi.Output.secret(elastic_input(args.settings).get_secret_value()),
-                depends_on=args.after,
-            ),
-            parent=self,
-        )
-        self.register_outputs({})
+    return OneShotArgs(
+        settings=settings,
+        names=names,
+        where=InRunningContainer(names.physical("elasticsearch"), skip_if_absent=True),
+        script=ELASTIC_SCRIPT,
+        stdin=elastic_input(settings),
+        depends_on=[],
+    )

@@ -23,11 +23,12 @@ from .application import client, server
 from .backups import backup_jobs, backup_path
 from .data_services import data_services
 from .images import ImageSet, ImageSetArgs
-from .logging_stack import ElasticSetup, ElasticSetupArgs, elasticsearch, kibana, logstash
-from .migrations import PrismaMigration, PrismaMigrationArgs
+from .logging_stack import elastic_setup, elasticsearch, kibana, logstash
+from .migrations import migration
 from .naming import StackNames
+from .oneshot import OneShot
 from .platform import Platform, PlatformArgs
-from .rotation import ElasticPassword, PasswordStepArgs, PostgresPassword
+from .rotation import elastic_password, postgres_password
 from .service import ServiceContainer, ServiceContainerArgs, ServiceSpec
 from .settings import Settings
 
@@ -86,37 +87,31 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
     for name in ("postgres", "redis", "minio"):
         services.add(specs[name])
     # Before a new Elasticsearch container (whose health check uses the new password) replaces the running one.
-    elastic_password = ElasticPassword("elastic-password", PasswordStepArgs(settings=settings, names=names, after=[]))
-    services.add(specs["elasticsearch"], gates=[elastic_password.command])
-    postgres_password = PostgresPassword(
-        "postgres-password",
-        PasswordStepArgs(settings=settings, names=names, after=[services.containers["postgres"].container]),
-    )
+    elastic_rotation = OneShot("elastic-password", elastic_password(settings, names))
+    services.add(specs["elasticsearch"], gates=[elastic_rotation.command])
+    postgres = services.containers["postgres"].container
+    postgres_rotation = OneShot("postgres-password", postgres_password(settings, names, postgres))
 
-    setup = ElasticSetup(
+    setup = OneShot(
         "elastic-setup",
-        ElasticSetupArgs(
-            settings=settings,
-            names=names,
-            image_id=images.image_id("elasticsearch"),
-            network_name=platform.network.name,
-            elasticsearch=services.containers["elasticsearch"].container,
+        elastic_setup(
+            settings,
+            names,
+            images.image_id("elasticsearch"),
+            platform.network.name,
+            services.containers["elasticsearch"].container,
         ),
     )
     services.add(specs["logstash"], gates=[setup.command])
     services.add(specs["kibana"], gates=[setup.command])
 
-    migration = PrismaMigration(
+    migrate = OneShot(
         "migrate",
-        PrismaMigrationArgs(
-            settings=settings,
-            names=names,
-            server_image_id=images.image_id("server"),
-            network_name=platform.network.name,
-            after=[services.containers["postgres"].container, postgres_password.command],
+        migration(
+            settings, names, images.image_id("server"), platform.network.name, [postgres, postgres_rotation.command]
         ),
     )
-    services.add(specs["server"], gates=[migration.command])
+    services.add(specs["server"], gates=[migrate.command])
     services.add(specs["client"])
     for job in jobs:
         services.add(job)

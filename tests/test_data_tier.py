@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from harness import TEST_SECRETS, Deployment, Secret, deploy_stack, plain_strings, unwrap
 
 CONTAINER = "docker:index/container:Container"
 DATA = ("postgres", "redis", "minio")
-
-
-@pytest.fixture(scope="module")
-def prod() -> Deployment:
-    return deploy_stack("prod")
-
-
-@pytest.fixture(scope="module")
-def dev() -> Deployment:
-    return deploy_stack("dev")
 
 
 def test_data_tier_resources(prod: Deployment) -> None:

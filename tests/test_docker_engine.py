@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from harness import TEST_SECRETS
 from local_servers import docker_engine, tiny_image
+from pydantic import SecretStr
 
 from sentinel_infra.__main__ import main
 from sentinel_infra.naming import StackNames
@@ -137,17 +138,16 @@ def args_for(host: str | None) -> OneShotArgs:
     return OneShotArgs(
         settings=settings,
         names=StackNames("sentineliq", "oneshot"),
-        purpose="test",
         where=InRunningContainer("unused"),
         script=SCRIPT,
-        stdin=None,  # type: ignore[arg-type] - the command line builders read neither stdin nor triggers
+        stdin=SecretStr(""),
         depends_on=[],
     )
 
 
 def test_a_run_one_shot_reads_its_secret_from_stdin(engine: tuple[str | None, str]) -> None:
     host, image = engine
-    line = run_command(args_for(host), image, "none")
+    line = run_command(args_for(host), "test", image, "none")
     secret = "p@ss word with 'quotes'"
     result = subprocess.run(["/bin/sh", "-c", line], input=secret + "\n", capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

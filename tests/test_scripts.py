@@ -96,16 +96,15 @@ def one_shot_args(script: str) -> OneShotArgs:
     return OneShotArgs(
         settings=settings(),
         names=StackNames("sentineliq", "test"),
-        purpose="test",
         where=InNewContainer("sha256:feed", "sentineliq-test-network"),
         script=script,
-        stdin=None,  # type: ignore[arg-type] - the command line builders read neither stdin nor triggers
+        stdin=SecretStr(""),
         depends_on=[],
     )
 
 
 def command_line(script: str) -> str:
-    return run_command(one_shot_args(script), "sha256:feed", "sentineliq-test-network")
+    return run_command(one_shot_args(script), "test", "sha256:feed", "sentineliq-test-network")
 
 
 def test_the_migration_command_line_hands_the_url_from_stdin_to_prisma(work: Path) -> None:
