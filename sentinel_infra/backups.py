@@ -69,7 +69,9 @@ def backup_jobs(settings: Settings, names: StackNames) -> list[ServiceSpec]:
                     "BACKUP_STATUS_FILE": STATUS_FILE,
                     **_credentials(settings, service.name),
                 },
-                healthcheck=HealthCheck(test=shell_check(f"grep -qx ok {STATUS_FILE}"), interval=30, start_period=10),
+                healthcheck=HealthCheck(
+                    test=shell_check(f'[ "$(cat {STATUS_FILE})" = ok ]'), interval=30, start_period=10
+                ),
                 wait_timeout=60,
                 stop_grace=30,
                 depends_on=(service.name,),

@@ -379,6 +379,10 @@ def test_the_retention_is_configurable_and_never_removes_the_newest(shell: Shell
 
 def test_bad_arguments_are_refused(shell: Shell, tmp_path: Path) -> None:
     assert script(shell, BACKUP, "mysql", str(tmp_path), env={}).returncode == 2
+    for bad in ("25:00", "2:30", "02:60", "noon"):
+        result = script(shell, BACKUP, "--loop", "redis", str(tmp_path), env={"BACKUP_TIME": bad})
+        assert result.returncode == 2, bad
+        assert "BACKUP_TIME must be HH:MM" in result.stderr
     assert script(shell, BACKUP, "--prune", "redis", str(tmp_path), env={"BACKUP_RETENTION_DAYS": "x"}).returncode == 2
     assert script(shell, RESTORE, "redis", str(tmp_path), env={}).returncode != 0
 

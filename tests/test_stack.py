@@ -24,7 +24,7 @@ from harness import (
 from sentineliq_policy.rules import DOCUMENTED_CAPABILITIES
 
 from sentinel_infra.service import HealthCheck, ServiceSpec
-from sentinel_infra.settings import Limits
+from sentinel_infra.settings import SERVICE_NAMES, Limits
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -388,16 +388,7 @@ def test_outputs(prod: Deployment) -> None:
     assert prod.outputs["apiUrl"] == "https://api.sentineliq.com"
     assert prod.outputs["kibana"] == "http://127.0.0.1:5601"
     assert set(prod.outputs["containers"]) == set(prod.outputs["imageDigests"]) == set(prod.containers())
-    assert set(services_of(prod)) == {
-        "postgres",
-        "redis",
-        "minio",
-        "elasticsearch",
-        "logstash",
-        "kibana",
-        "server",
-        "client",
-    }
+    assert set(services_of(prod)) == set(SERVICE_NAMES)
     assert prod.outputs["imageDigests"]["server"].startswith("ghcr.io/killsearch/saas-server@sha256:")
     assert not prod.secret_outputs
 
@@ -488,7 +479,7 @@ def test_prod_runs_a_daily_backup_job_per_data_service(prod: Deployment) -> None
         env = env_of(job)
         assert (env["BACKUP_TIME"], env["BACKUP_RETENTION_DAYS"]) == ("02:30", "30")
         assert isinstance(job.inputs["envs"], Secret)
-        assert job.plain("healthcheck")["tests"] == ["CMD-SHELL", "grep -qx ok /tmp/backup-status"]
+        assert job.plain("healthcheck")["tests"] == ["CMD-SHELL", '[ "$(cat /tmp/backup-status)" = ok ]']
         assert prod.depends_on(job) >= {f"{service}-container"}
         assert "/var/run/docker.sock" not in str(job.inputs)
     assert env_of(containers["backup-postgres"])["PGPASSWORD"] == TEST_SECRETS["postgresPassword"]
