@@ -28,7 +28,6 @@ KIBANA_IMAGE = f"docker.elastic.co/kibana/kibana:{ELASTIC_VERSION}"
 
 ELASTICSEARCH_URL = "http://elasticsearch:9200"
 LOG_INDICES = "sentineliq-logs-*"
-LOGSTASH_USER = "logstash_writer"
 LOGSTASH_PORT = 5000
 KIBANA_PORT = 5601
 
@@ -153,10 +152,6 @@ def kibana(settings: Settings) -> ServiceSpec:
         depends_on=("elasticsearch",),
         limits=limits,
     )
-
-
-def logging_services(settings: Settings) -> list[ServiceSpec]:
-    return [elasticsearch(settings), logstash(settings), kibana(settings)]
 
 
 SETUP_SCRIPT = """set -eu

@@ -142,8 +142,9 @@ def render(value: EnvValue) -> pulumi.Input[str]:
 
 
 def _env_entry(name: str, value: EnvValue) -> pulumi.Input[str]:
+    """`NAME=value`, a secret output when the value is a secret."""
     if isinstance(value, SecretStr):
-        return render(SecretStr(f"{name}={value.get_secret_value()}"))
+        return pulumi.Output.secret(f"{name}={value.get_secret_value()}")
     return f"{name}={value}"
 
 

@@ -33,6 +33,11 @@ def docker(host: str | None, *args: str, stdin: str | None = None) -> subprocess
     return subprocess.run(command, input=stdin, capture_output=True, text=True, check=False, timeout=120)
 
 
+def sh(line: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    """Run a command line the way local.Command does (`/bin/sh -c`), with its stdin."""
+    return subprocess.run(["/bin/sh", "-c", line], input=stdin, capture_output=True, text=True, check=False)
+
+
 def start(host: str | None, image: str, stack: str, service: str, check: str, command: str = "sleep 600") -> None:
     result = docker(
         host,
@@ -149,7 +154,7 @@ def test_a_run_one_shot_reads_its_secret_from_stdin(engine: tuple[str | None, st
     host, image = engine
     line = run_command(args_for(host), "test", image, "none")
     secret = "p@ss word with 'quotes'"
-    result = subprocess.run(["/bin/sh", "-c", line], input=secret + "\n", capture_output=True, text=True, check=False)
+    result = sh(line, secret + "\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == hashlib.sha256(secret.encode()).hexdigest()
     assert secret not in line
@@ -161,28 +166,29 @@ def test_an_exec_one_shot_and_its_absent_container(engine: tuple[str | None, str
     host, image = engine
     start(host, image, stack, "postgres", "true")
     container = f"siq-{stack}-postgres"
-    result = subprocess.run(
-        ["/bin/sh", "-c", exec_command(args_for(host), container, skip_if_absent=True)],
-        input="s3cret\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = sh(exec_command(args_for(host), container, skip_if_absent=True), "s3cret\n")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()[0]) == 64
-    absent = subprocess.run(
-        ["/bin/sh", "-c", exec_command(args_for(host), f"{container}-gone", skip_if_absent=True)],
-        input="s3cret\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    absent = sh(exec_command(args_for(host), f"{container}-gone", skip_if_absent=True), "s3cret\n")
     assert absent.returncode == 0 and "nothing to do" in absent.stdout
-    strict = subprocess.run(
-        ["/bin/sh", "-c", exec_command(args_for(host), f"{container}-gone", skip_if_absent=False)],
-        input="s3cret\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    strict = sh(exec_command(args_for(host), f"{container}-gone", skip_if_absent=False), "s3cret\n")
     assert strict.returncode != 0
+
+
+def test_creating_an_existing_volume_adopts_it_unchanged(engine: tuple[str | None, str], stack: str) -> None:
+    """What the README's compose-adoption runbook relies on: a create by an existing name (the Docker API call
+    behind the provider's Volume create) returns that volume, data intact."""
+    host, image = engine
+    volume = f"siq-{stack}-adopted"
+    try:
+        assert docker(host, "volume", "create", volume).returncode == 0
+        written = docker(
+            host, "run", "--rm", "--network=none", "-v", f"{volume}:/data", image, "sh", "-c", "echo kept > /data/file"
+        )
+        assert written.returncode == 0, written.stderr
+        again = docker(host, "volume", "create", volume)
+        assert again.returncode == 0 and again.stdout.strip() == volume
+        read = docker(host, "run", "--rm", "--network=none", "-v", f"{volume}:/data", image, "cat", "/data/file")
+        assert read.stdout.strip() == "kept"
+    finally:
+        docker(host, "volume", "rm", "-f", volume)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -187,3 +188,10 @@ def test_the_pack_entry_point_only_builds_the_pack() -> None:
     assert statements == []
     calls = [node for node in tree.body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)]
     assert [ast.unparse(call.value.func) for call in calls if isinstance(call.value, ast.Call)] == ["PolicyPack"]
+
+
+def test_the_example_policy_config_is_the_default_config() -> None:
+    """policy/config.example.json shows operators the defaults they relax; it must not drift from them."""
+    example = json.loads((ROOT / "policy" / "config.example.json").read_text())
+    defaults = {rule.name: rule.defaults() for rule in RULES if rule.config}
+    assert example == defaults
