@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf.json_format import MessageToDict
 from pulumi.runtime import mocks, rpc
 
 from .settings import NAMESPACE, load_settings
@@ -73,6 +74,9 @@ class Registration:
     delete_before_replace: bool
     replace_on_changes: list[str]
     additional_secret_outputs: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    """Every other field of the request that is set (aliases, ignoreChanges, customTimeouts, version, ...), by
+    its protobuf name: what the resource options became on the wire."""
 
     def plain(self, key: str) -> Any:
         """An input with every secret marker removed."""
@@ -106,6 +110,21 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}, []
 
 
+_NOT_OPTIONS = {
+    # Kept as fields of their own, or protocol details rather than options.
+    *("type", "name", "parent", "custom", "object", "provider", "dependencies", "propertyDependencies"),
+    *("acceptSecrets", "acceptResources", "supportsPartialValues", "supportsResultReporting", "remote"),
+    *("accepts_byte_string", "sourcePosition", "stackTrace", "parentStackTraceHandle", "packageRef"),
+    "deleteBeforeReplaceDefined",
+}
+
+
+def _options(request: Any) -> dict[str, Any]:
+    """The options a request carries that differ from their defaults (protobuf leaves defaults out)."""
+    fields = MessageToDict(request, preserving_proto_field_name=False)
+    return {key: value for key, value in fields.items() if key not in _NOT_OPTIONS}
+
+
 class _RecordingMonitor(mocks.MockMonitor):
     def __init__(self, mocked: _Mocks, registrations: list[Registration]) -> None:
         super().__init__(mocked)
@@ -130,6 +149,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     replace_on_changes=list(request.replaceOnChanges),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
+                    options=_options(request),
                 )
             )
         return response

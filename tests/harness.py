@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from sentinel_infra.offline import (  # noqa: F401 - re-exported for the tests
     REGISTRY_DIGEST,
@@ -50,6 +54,27 @@ def plain_strings(value: Any) -> Iterator[str]:
             yield from plain_strings(v)
     elif isinstance(value, str):
         yield value
+
+
+def secret_forms(key: str, value: str) -> dict[str, str]:
+    """Every form a secret's value can take in what the program registers, each with a redacted description.
+
+    As set, URL-encoded (in connection strings), inside an HTTP basic-auth token, as one of Kibana's derived keys,
+    the body of a private key, the key of a Sentry DSN. A search for a secret searches all of them.
+    """
+    found = {quote(value, safe=""): f"<secret:{key} url-encoded>", value: f"<secret:{key}>"}
+    found[base64.b64encode(f"elastic:{value}".encode()).decode()] = f"<base64 of 'elastic:<secret:{key}>'>"
+    if key == "kibanaEncryptionKey":
+        for purpose in ("security", "reporting"):
+            digest = hmac.new(value.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+            found[digest] = f"<hmac-sha256 of secret:{key} for {purpose!r}>"
+    if key == "sshPrivateKey":
+        for line in value.splitlines():
+            if line and not line.startswith("-----"):
+                found[line] = f"<a line of secret:{key}>"
+    if key == "sentryDsn":
+        found[str(urlsplit(value).username)] = f"<the key in secret:{key}>"
+    return found
 
 
 def stack_config(stack: str) -> dict[str, str]:

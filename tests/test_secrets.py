@@ -7,14 +7,17 @@ label and every stack output: it may appear only under a secret marker.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from collections.abc import Iterator
-from urllib.parse import quote
-
 import pytest
-from harness import PROJECT, TEST_SECRETS, Deployment, deploy, plain_strings, stack_config, with_secrets
+from harness import (
+    PROJECT,
+    TEST_SECRETS,
+    Deployment,
+    deploy,
+    plain_strings,
+    secret_forms,
+    stack_config,
+    with_secrets,
+)
 
 SSH_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-secret-key\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -26,19 +29,6 @@ EXTRA_SECRETS = {
 }
 # Characters that change under URL-encoding, so the encoded form differs from the raw one.
 SPECIAL = {key: f"{value}/@:?#%" for key, value in TEST_SECRETS.items()}
-
-
-def forms(key: str, value: str) -> Iterator[str]:
-    yield value
-    yield quote(value, safe="")
-    yield base64.b64encode(f"elastic:{value}".encode()).decode()
-    if key == "kibanaEncryptionKey":
-        for purpose in ("security", "reporting"):
-            yield hmac.new(value.encode(), purpose.encode(), hashlib.sha256).hexdigest()
-    if key == "sshPrivateKey":
-        yield "b3BlbnNzaC1rZXktdjEAAAAA-secret-key"
-    if key == "sentryDsn":
-        yield "sentrykey123"
 
 
 def everything(remote: bool, stack: str) -> tuple[Deployment, dict[str, str]]:
@@ -55,7 +45,7 @@ def everything(remote: bool, stack: str) -> tuple[Deployment, dict[str, str]]:
 @pytest.mark.parametrize(("remote", "stack"), [(False, "prod"), (True, "prod"), (False, "dev")])
 def test_no_form_of_any_secret_outside_a_secret_marker(remote: bool, stack: str) -> None:
     deployment, secrets = everything(remote, stack)
-    needles = {form: key for key, value in secrets.items() for form in forms(key, value)}
+    needles = {form: key for key, value in secrets.items() for form in secret_forms(key, value)}
     for resource in deployment.resources:
         for text in plain_strings(resource.inputs):
             for needle, key in needles.items():
@@ -71,4 +61,4 @@ def test_the_secrets_do_reach_the_resources_that_need_them() -> None:
     deployment, secrets = everything(remote=True, stack="prod")
     hidden = " ".join(str(resource.inputs) for resource in deployment.resources)
     for key, value in secrets.items():
-        assert any(form in hidden for form in forms(key, value)), key
+        assert any(form in hidden for form in secret_forms(key, value)), key
