@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .naming import LABEL_PREFIX
 from .offline import CONTAINER, Evaluation, Registration, evaluate, stack_file_config
 from .settings import NAMESPACE, Settings, is_secret
 
@@ -86,7 +87,11 @@ def architecture(evaluation: Evaluation) -> Architecture:
     for resource in evaluation.resources:
         if resource.type == CONTAINER:
             service = str(resource.service)
-            image = next(images[urn] for urn in resource.property_dependencies["image"] if urn in images)
+            labels = {item["label"]: item["value"] for item in resource.plain("labels") or []}
+            # A digest-pinned image is drawn with the tag it was resolved from (its label): the tag is the design.
+            image = labels.get(f"{LABEL_PREFIX}.image") or next(
+                images[urn] for urn in resource.property_dependencies["image"] if urn in images
+            )
             runnable[resource.urn] = (resource, Node(service, image, "service"))
         elif resource.type in COMMANDS:
             runnable[resource.urn] = (resource, Node(resource.name.removesuffix("-command"), "(one-shot)", "step"))

@@ -23,8 +23,16 @@ from .settings import NAMESPACE, load_settings
 from .stack import build_stack
 
 CONTAINER = "docker:index/container:Container"
-REGISTRY_DIGEST = f"sha256:{'cd' * 32}"
-"""What the mocked registry answers for every tag."""
+
+
+def registry_digest(reference: str) -> str:
+    """What the mocked registry answers for a tagged image (each tag its own build), unless an evaluation is
+    given other `registry_digests`."""
+    return "sha256:" + hashlib.sha256(f"registry {reference}".encode()).hexdigest()
+
+
+LOCAL_DIGEST = f"sha256:{'ab' * 32}"
+"""The repo digest the mocked engine records for an image pulled by tag."""
 
 
 @dataclass(frozen=True)
@@ -89,23 +97,35 @@ class Registration:
         return labels.get("io.sentineliq.service")
 
 
+def _repo_digest(name: str) -> str:
+    """What the engine records as the image's repo digest: the name itself when pulled by digest."""
+    if "@" in name:
+        return name
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.split(':', 1)[0]}@{LOCAL_DIGEST}"
+
+
 class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    def __init__(self, registry_digests: Mapping[str, str]) -> None:
         super().__init__()
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.registry_digests = registry_digests
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
         if args.typ == "docker:index/remoteImage:RemoteImage":
+            # An image id is a function of the build: of the name, which holds the digest when pulled by digest.
             outputs["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
-            outputs["repoDigest"] = f"{args.inputs['name'].split(':')[0]}@sha256:{'ab' * 32}"
+            outputs["repoDigest"] = _repo_digest(args.inputs["name"])
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         invoked = args.token
         self.calls.append((invoked, dict(args.args)))
         if invoked == "docker:index/getRegistryImage:getRegistryImage":
-            return {"name": args.args["name"], "sha256Digest": REGISTRY_DIGEST}, []
+            name = args.args["name"]
+            digest = self.registry_digests.get(name) or registry_digest(name)
+            return {"name": name, "sha256Digest": digest}, []
         # An empty list, not None: the mock monitor iterates the failures.
         return {}, []
 
@@ -207,13 +227,17 @@ def evaluate(
     secret_keys: set[str],
     stack: str,
     program: Callable[[], Mapping[str, Any]] | None = None,
+    *,
     registrations: list[Registration] | None = None,
+    registry_digests: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Run the program (by default `build_stack(load_settings())`) under mocks with this stack config.
 
     `registrations` receives what is registered as it happens, so a caller keeps it when the program fails.
+    `registry_digests` is what the registry answers for a tagged image (`registry_digest` of any other): two
+    evaluations with different digests for one tag are a new build pushed to that tag.
     """
-    mocked = _Mocks()
+    mocked = _Mocks(registry_digests or {})
     monitor = _RecordingMonitor(mocked, [] if registrations is None else registrations)
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 from pydantic import SecretStr
 
-from .naming import StackNames
+from .naming import LABEL_PREFIX, StackNames
 from .settings import Limits
 
 EnvValue = str | SecretStr
@@ -112,7 +112,8 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     """Services that must be healthy before this one starts."""
     track_registry_digest: bool = False
-    """Re-pull the image whenever the registry digest of its tag changes (for mutable tags such as `main`)."""
+    """Pull the image by the registry digest its tag points to (for mutable tags such as `main`): a new build of
+    the tag is a new image, which replaces the container; the tag is kept in the `io.sentineliq.image` label."""
     cap_add: tuple[str, ...] = ()
     """Capabilities added back after dropping ALL: what the image's entrypoint needs, documented at the spec."""
     read_only: bool = False
@@ -169,6 +170,9 @@ class ServiceContainer(pulumi.ComponentResource):
         super().__init__("sentineliq:service:ServiceContainer", name, None, opts)
         spec = args.spec
         labels = args.names.labels(spec.name)
+        if spec.track_registry_digest:
+            # The container runs an image pulled by digest (images.py): the label keeps the tag it came from.
+            labels[f"{LABEL_PREFIX}.image"] = spec.image
         self.container = docker.Container(
             f"{name}-container",
             docker.ContainerArgs(

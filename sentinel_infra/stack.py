@@ -124,6 +124,7 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
         "network": platform.network.name,
         "volumes": {key: volume.name for key, volume in platform.volumes.items()},
         "containers": {name: service.container_name for name, service in services.containers.items()},
+        "images": {name: images.reference(name) for name in services.containers},
         "imageDigests": {name: images.digest(name) for name in services.containers},
         "backups": f"{backup_path(settings, names)} on the Docker host" if jobs else "disabled",
     }

@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from sentinel_infra.offline import (  # noqa: F401 - re-exported for the tests
-    REGISTRY_DIGEST,
     Evaluation,
     Registration,
     Secret,
     evaluate,
+    registry_digest,
     stack_file_config,
     unwrap,
 )
@@ -100,11 +100,14 @@ def deploy(
     secret_keys: set[str],
     stack: str = "dev",
     program: Callable[[], Mapping[str, Any]] | None = None,
+    registry_digests: Mapping[str, str] | None = None,
 ) -> Deployment:
     """Evaluate the program under mocks with this config and return what it registered."""
     global LAST_REGISTRATIONS
     LAST_REGISTRATIONS = []
-    return evaluate(config, secret_keys, stack, program, registrations=LAST_REGISTRATIONS)
+    return evaluate(
+        config, secret_keys, stack, program, registrations=LAST_REGISTRATIONS, registry_digests=registry_digests
+    )
 
 
 def deploy_stack(stack: str, **overrides: str) -> Deployment:
@@ -112,6 +115,12 @@ def deploy_stack(stack: str, **overrides: str) -> Deployment:
     config, secret_keys = with_secrets(stack_config(stack))
     config.update({f"{PROJECT}:{k}": v for k, v in overrides.items()})
     return deploy(config, secret_keys, stack=stack)
+
+
+def deploy_new_build(stack: str, image: str, digest: str) -> Deployment:
+    """A committed stack file evaluated after a new build was pushed to one of its tags (`image`, with its tag):
+    the registry answers `digest` for it, and the configuration is unchanged."""
+    return deploy(*with_secrets(stack_config(stack)), stack=stack, registry_digests={image: digest})
 
 
 def deploy_with(stack: str = "prod", plain: Mapping[str, str] | None = None, **secrets: str) -> Deployment:

@@ -127,3 +127,43 @@ def tiny_image(host: str | None, tag: str = "sentineliq-test/busybox:1") -> str:
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
     return tag
+
+
+@contextmanager
+def registry() -> Iterator[str]:
+    """A real image registry (Debian's docker-registry, the distribution project's server) on loopback, with its
+    storage in a temporary folder. Yields its address (`127.0.0.1:PORT`): engines pull from loopback over plain
+    HTTP without configuration."""
+    binary = shutil.which("docker-registry")
+    require(binary, "docker-registry")
+    assert binary is not None
+    root = Path(tempfile.mkdtemp(prefix="siq-registry-", dir="/tmp"))
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    (root / "config.yml").write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '{address}'}}\n"
+    )
+    log = (root / "registry.log").open("w")
+    server = subprocess.Popen([binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"docker-registry did not start: {(root / 'registry.log').read_text()[-500:]}")
+                time.sleep(0.2)
+        yield address
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)

@@ -12,7 +12,14 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from harness import ROOT, Deployment, changed, deploy_stack, deploy_with, stack_config, unwrap
+from harness import ROOT, Deployment, changed, deploy_new_build, deploy_stack, deploy_with, stack_config, unwrap
+
+NEW_BUILD = f"sha256:{'e1' * 32}"
+"""The registry digest of a new build pushed to a tag the stack already runs (`main`)."""
+
+
+def new_build(image: str) -> Deployment:
+    return deploy_new_build("prod", f"ghcr.io/killsearch/{image}:main", NEW_BUILD)
 
 
 def memory(service: str, megabytes: int) -> Deployment:
@@ -27,6 +34,12 @@ BLAST_RADIUS: dict[str, tuple[Callable[[], Deployment], set[str]]] = {
         {"images-server", "migrate-command", "server-container"},
     ),
     "clientTag": (lambda: deploy_stack("prod", clientTag="sha-b2c3d4e"), {"images-client", "client-container"}),
+    # The same tag, a new build: only the registry's answer differs.
+    "serverTag@sha256": (
+        lambda: new_build("saas-server"),
+        {"images-server", "migrate-command", "server-container"},
+    ),
+    "clientTag@sha256": (lambda: new_build("saas-client"), {"images-client", "client-container"}),
     "kibanaEncryptionKey": (
         lambda: deploy_with(kibanaEncryptionKey="another-kibana-key-0123456789abcdefghij"),
         {"kibana-container"},
@@ -117,6 +130,25 @@ def test_a_data_service_memory_change_is_an_update_in_place(service: str) -> Non
     fields = {k for k in before.inputs.keys() | after.inputs.keys() if before.inputs.get(k) != after.inputs.get(k)}
     assert fields == {"memory", "memorySwap"}
     assert fields <= IN_PLACE
+
+
+def fields(before: Deployment, after: Deployment, name: str) -> set[str]:
+    old, new = before.named(name).inputs, after.named(name).inputs
+    return {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+
+
+def test_a_new_build_of_the_same_tag_deploys_and_migrates() -> None:
+    """The image is pulled under its new digest, the server runs its new image id, the migration re-runs with it."""
+    before, after = deploy_stack("prod"), new_build("saas-server")
+    assert after.named("images-server").inputs["name"] == f"ghcr.io/killsearch/saas-server@{NEW_BUILD}"
+    assert fields(before, after, "images-server") == {"name"}
+    assert fields(before, after, "server-container") == {"image"}, "a new image id replaces the container"
+    assert fields(before, after, "migrate-command") == {"create", "triggers"}
+    image_id = after.named("server-container").inputs["image"]
+    assert image_id in after.named("migrate-command").inputs["create"]
+    assert after.named("migrate-command").inputs["triggers"] == [image_id]
+    assert after.outputs["images"]["server"] == "ghcr.io/killsearch/saas-server:main", "the tag stays visible"
+    assert after.outputs["imageDigests"]["server"] == f"ghcr.io/killsearch/saas-server@{NEW_BUILD}"
 
 
 def test_the_readme_shows_the_same_table() -> None:

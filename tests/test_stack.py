@@ -9,7 +9,6 @@ import pulumi
 import pytest
 from harness import (
     PROJECT,
-    REGISTRY_DIGEST,
     ROOT,
     TEST_SECRETS,
     Deployment,
@@ -17,12 +16,14 @@ from harness import (
     deploy,
     deploy_stack,
     plain_strings,
+    registry_digest,
     stack_config,
     unwrap,
     with_secrets,
 )
 from sentineliq_policy.rules import DOCUMENTED_CAPABILITIES
 
+from sentinel_infra.images import pinned
 from sentinel_infra.service import HealthCheck, ServiceSpec
 from sentinel_infra.settings import SERVICE_NAMES, Limits
 
@@ -345,19 +346,65 @@ def test_host_ports_are_configurable() -> None:
 # --- images and registry -------------------------------------------------------------------------------------------
 
 
-def test_application_images_follow_their_registry_digest(prod: Deployment) -> None:
+def test_application_images_are_pulled_by_their_registry_digest(prod: Deployment) -> None:
+    """A moving tag is pulled as `repo@sha256:…`: the provider's create returns a local image of the same name
+    before it pulls (images.py), so a tag name would keep the old build."""
     images = {r.name: r for r in prod.of_type("docker:index/remoteImage:RemoteImage")}
-    assert images["images-server"].inputs["name"] == "ghcr.io/killsearch/saas-server:main"
-    assert images["images-client"].inputs["name"] == "ghcr.io/killsearch/saas-client:main"
-    assert images["images-server"].inputs["pullTriggers"] == [REGISTRY_DIGEST]
-    assert images["images-client"].inputs["pullTriggers"] == [REGISTRY_DIGEST]
+    for name in ("server", "client"):
+        tag = f"ghcr.io/killsearch/saas-{name}:main"
+        assert images[f"images-{name}"].inputs["name"] == f"ghcr.io/killsearch/saas-{name}@{registry_digest(tag)}"
     looked_up = sorted(args["name"] for token, args in prod.calls if token.endswith("getRegistryImage"))
     assert looked_up == ["ghcr.io/killsearch/saas-client:main", "ghcr.io/killsearch/saas-server:main"]
+    for name in ("server", "client"):
+        inputs = images[f"images-{name}"].inputs
+        # A replaced build is removed from the host; force only drops the name of an image a container still runs.
+        assert (inputs["keepLocally"], inputs["forceRemove"]) == (False, True)
+        assert "pullTriggers" not in inputs, "a new digest is a new name: the name alone replaces the image"
     for name in ("postgres", "redis", "minio", "elasticsearch", "logstash", "kibana"):
-        assert "pullTriggers" not in images[f"images-{name}"].inputs
+        inputs = images[f"images-{name}"].inputs
+        assert "@" not in inputs["name"] and "pullTriggers" not in inputs
+        assert inputs["keepLocally"] is True and "forceRemove" not in inputs
     for service, container in services_of(prod).items():
         assert container.inputs["image"].startswith("sha256:"), "containers run the pulled image id"
         assert images[f"images-{service}"].urn in container.property_dependencies["image"]
+
+
+def test_the_tag_stays_visible_in_labels_and_outputs(prod: Deployment) -> None:
+    labels = {
+        service: {item["label"]: item["value"] for item in container.plain("labels")}
+        for service, container in prod.containers().items()
+    }
+    assert labels["server"]["io.sentineliq.image"] == "ghcr.io/killsearch/saas-server:main"
+    assert labels["client"]["io.sentineliq.image"] == "ghcr.io/killsearch/saas-client:main"
+    # Only the digest-pinned images need it; a label on the others would replace them once for nothing.
+    assert [s for s, found in labels.items() if "io.sentineliq.image" in found] == ["server", "client"]
+    assert prod.outputs["images"]["server"] == "ghcr.io/killsearch/saas-server:main"
+    assert prod.outputs["images"]["postgres"] == "postgres:16-alpine"
+    digest = registry_digest("ghcr.io/killsearch/saas-server:main")
+    assert prod.outputs["imageDigests"]["server"] == f"ghcr.io/killsearch/saas-server@{digest}"
+
+
+DIGEST = f"sha256:{'cd' * 32}"
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("ghcr.io/killsearch/saas-server:main", "ghcr.io/killsearch/saas-server"),
+        ("registry.local:5000/team/app:sha-1", "registry.local:5000/team/app"),
+        ("registry.local:5000/app", "registry.local:5000/app"),
+        ("postgres:16-alpine", "postgres"),
+        (f"ghcr.io/x/app:main@{DIGEST}", "ghcr.io/x/app"),
+    ],
+)
+def test_a_pinned_name_keeps_the_registry_port_and_drops_the_tag(reference: str, expected: str) -> None:
+    assert pinned(reference, DIGEST) == f"{expected}@{DIGEST}"
+
+
+@pytest.mark.parametrize("answer", ["", "sha256:abc", "md5:" + "0" * 32, f"{DIGEST}\n"])
+def test_a_pinned_name_refuses_what_is_not_a_digest(answer: str) -> None:
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        pinned("ghcr.io/x/app:main", answer)
 
 
 def test_elastic_images_are_8_11(prod: Deployment) -> None:
