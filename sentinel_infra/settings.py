@@ -11,8 +11,10 @@ message: pydantic is asked for errors without their input, and a secret is only 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
+import itertools
 import json
 import re
 import shlex
@@ -25,6 +27,7 @@ import pulumi
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -48,16 +51,56 @@ def key(description: str, *, example: str, default: Any = ...) -> Any:
     return Field(default, description=description, json_schema_extra={"example": example})
 
 
+def _has_control(text: str) -> bool:
+    """C0 and C1 control characters, DEL and the Unicode line and paragraph separators."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 or ch in "\u2028\u2029" for ch in text)
+
+
 def _printable(value: SecretStr) -> SecretStr:
     # Secrets travel inside URLs, curl configs and stdin lines: a control character would break them.
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value.get_secret_value()):
+    if _has_control(value.get_secret_value()):
         raise ValueError("must not contain control characters (newlines, tabs, ...)")
     return value
 
 
-Password = Annotated[SecretStr, Field(min_length=12, max_length=256), AfterValidator(_printable)]
-LongSecret = Annotated[SecretStr, Field(min_length=32, max_length=1024), AfterValidator(_printable)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+def _no_edge_spaces(value: SecretStr) -> SecretStr:
+    # Twelve spaces are twelve characters but no password; an edge space is lost by many a tool on the way.
+    text = value.get_secret_value()
+    if text != text.strip():
+        raise ValueError("must not start or end with a space")
+    return value
+
+
+Password = Annotated[
+    SecretStr, Field(min_length=12, max_length=256), AfterValidator(_printable), AfterValidator(_no_edge_spaces)
+]
+LongSecret = Annotated[
+    SecretStr, Field(min_length=32, max_length=1024), AfterValidator(_printable), AfterValidator(_no_edge_spaces)
+]
+
+
+def _number(value: Any) -> Any:
+    """A number or its decimal text; a JSON boolean is not a number (`true` must not become 1)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+        raise ValueError("must be a decimal number")
+    return value
+
+
+def _boolean(value: Any) -> Any:
+    """`true` or `false` only, as Pulumi's own `config.get_bool` reads them (pydantic would take yes, on, 1...)."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValueError("must be true or false")
+
+
+Integer = Annotated[int, BeforeValidator(_number)]
+Decimal = Annotated[float, BeforeValidator(_number)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+Port = Annotated[Integer, Field(ge=1, le=65535)]
 
 
 def _private_key(value: SecretStr) -> SecretStr:
@@ -68,6 +111,7 @@ def _private_key(value: SecretStr) -> SecretStr:
 
 
 def _sentry_dsn(value: SecretStr) -> SecretStr:
+    _printable(value)
     parts = urlsplit(value.get_secret_value())
     if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
         raise ValueError("must be a Sentry DSN, https://<key>@<host>/<project>")
@@ -93,8 +137,8 @@ class Limits:
 class LimitsOverride(_Section):
     """A stack's override of a service's default limits (either value may be left out)."""
 
-    cpus: float | None = key("CPU cores the container may use (0.05 to 64)", example="0.5", default=None)
-    memory_mb: int | None = key(
+    cpus: Decimal | None = key("CPU cores the container may use (0.05 to 64)", example="0.5", default=None)
+    memory_mb: Integer | None = key(
         "memory limit in MiB (64 to 1048576); also the swap limit, so no swap", example="512", default=None
     )
 
@@ -127,26 +171,52 @@ class HostPorts(_Section):
     kibana: Port = key("Kibana (127.0.0.1 only)", example="5601", default=5601)
     minio_console: Port = key("MinIO console (127.0.0.1 only)", example="9001", default=9001)
 
-    @field_validator("server", "kibana", "minio_console")
-    @classmethod
-    def _distinct(cls, value: int, info: Any) -> int:
-        taken = {name: port for name, port in info.data.items() if port == value}
-        if taken:
-            raise ValueError(f"port {value} is already used by hostPorts.{to_camel(next(iter(taken)))}")
-        return value
+
+SYSTEM_DIRECTORIES = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/sys",
+    "/usr",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/mail",
+    "/var/run",
+    "/var/spool",
+)
+"""Folders a backup job must never write into, nor anything inside them (the engine's own data is in /var/lib)."""
+
+SYSTEM_PARENTS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/srv", "/tmp", "/var")  # noqa: S108 - refused
+"""Folders that hold others' data: refused themselves, a dedicated folder inside them is fine."""
 
 
-SYSTEM_DIRECTORIES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sbin", "/sys", "/usr", "/var/run")
+def host_path(value: str) -> str:
+    """The folder Docker will really bind, as it resolves it: `/./etc`, `//etc` and `/srv/` are `/etc`, `/etc`,
+    `/srv`. Refuses what Docker's `src:dst` bind syntax or the shell cannot carry."""
+    if not value.startswith("/") or "\\" in value:
+        raise ValueError("must be an absolute path on the Docker host")
+    if _has_control(value) or any(ch.isspace() or ch in ":," for ch in value):
+        raise ValueError("must not contain spaces, control characters, ':' or ','")
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError("must be an absolute path on the Docker host, without '..'")
+    return "/" + "/".join(parts)
 
 
 def _backup_path(value: str) -> str:
-    if not value.startswith("/") or "/../" in f"{value}/" or any(ch.isspace() for ch in value):
-        raise ValueError("must be an absolute path on the Docker host, without '..' or spaces")
-    path = value.rstrip("/") or "/"
-    if path in ("/", "/var", "/home", "/root", "/tmp") or any(  # noqa: S108 - refusing them
-        path == system or path.startswith(system + "/") for system in SYSTEM_DIRECTORIES
-    ):
-        raise ValueError("must be a dedicated folder, not a system directory")
+    path = host_path(value)
+    if path in SYSTEM_PARENTS or any(path == system or path.startswith(system + "/") for system in SYSTEM_DIRECTORIES):
+        raise ValueError("must be a dedicated folder, not a system directory or one inside it")
     return path
 
 
@@ -172,11 +242,13 @@ class VolumeNames(_Section):
 class BackupSettings(_Section):
     """The daily backup jobs (one per data service)."""
 
-    enabled: bool = key("run the daily backup jobs", example="true", default=True)
+    enabled: Boolean = key("run the daily backup jobs", example="true", default=True)
     time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = key(
         "time of day (UTC, HH:MM) the jobs run", example="02:30", default="02:30"
     )
-    retention_days: int = key("runs older than this many days are removed (never the newest)", example="30", default=30)
+    retention_days: Integer = key(
+        "runs older than this many days are removed (never the newest)", example="30", default=30
+    )
     path: Annotated[str, AfterValidator(_backup_path)] | None = key(
         "folder on the Docker host that receives the runs; unset: /var/backups/<project>-<stack>",
         example="/srv/backups/sentineliq",
@@ -192,9 +264,13 @@ class BackupSettings(_Section):
 
 
 def _docker_host(value: str) -> str:
-    if re.fullmatch(r"unix:///\S+", value):
+    if value.startswith("unix://"):
+        host_path(value.removeprefix("unix://"))
         return value
-    match = re.fullmatch(r"ssh://([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?", value)
+    # Neither the user nor the host may start with '-': ssh would read it as an option.
+    match = re.fullmatch(
+        r"ssh://([A-Za-z0-9_][A-Za-z0-9._-]*)@([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?", value
+    )
     if match is None:
         raise ValueError("must be unix:///path/to/docker.sock or ssh://user@host[:port]")
     if match.group(3) is not None and not 1 <= int(match.group(3)) <= 65535:
@@ -202,16 +278,37 @@ def _docker_host(value: str) -> str:
     return value
 
 
-def _ip_address(value: str) -> str:
+def _bind_address(value: str) -> str:
     try:
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
     except ValueError:
         raise ValueError("must be an IPv4 or IPv6 address, such as 0.0.0.0 or 127.0.0.1") from None
+    # Docker drops an IPv6 zone and binds the bare address, or every interface (`fe80::1%eth0`); a link-local,
+    # multicast or reserved address is no address of this host to serve on.
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise ValueError("must not carry an IPv6 zone (%interface): Docker would ignore it")
+    if (
+        address.is_link_local
+        or address.is_multicast
+        or (address.is_reserved and not (address.is_unspecified or address.is_loopback))
+    ):
+        raise ValueError("must be an address of this host: not link-local, multicast or reserved")
+    return str(address)
+
+
+# Docker's reference grammar (distribution/reference `regexp.go`): a domain of DNS labels with an optional port,
+# then lowercase path components separated by '.', '_', '__' or dashes.
+_DOMAIN = (
+    r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
+)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 
 
 def _registry(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9.-]+(:\d{1,5})?(/[a-z0-9._-]+)*", value):
+    if not re.fullmatch(rf"{_DOMAIN}(?::[0-9]{{1,5}})?(?:/{_PATH_COMPONENT})*", value) or value != value.lower():
         raise ValueError("must be a lowercase registry path such as ghcr.io/killsearch")
+    if len(f"{value}/saas-server") > 255:
+        raise ValueError("must be short enough for Docker's 255-character image names")
     return value
 
 
@@ -222,8 +319,9 @@ def _image_tag(value: str) -> str:
 
 
 def _minio_user(value: str) -> str:
-    if len(value) < 3 or "=" in value or "," in value:
-        raise ValueError("must have at least 3 characters and no '=' or ','")
+    # It travels in MinIO's URL-style MC_HOST_* variables and the setup scripts: letters, digits, '.', '_', '-'.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}", value):
+        raise ValueError("must have 3 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     if value == "minioadmin":
         raise ValueError("must not be minioadmin, MinIO's public default")
     return value
@@ -231,9 +329,33 @@ def _minio_user(value: str) -> str:
 
 def _url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http(s) URL")
+    if _has_control(value) or any(ch.isspace() for ch in value):
+        raise ValueError("must not contain spaces or control characters")
+    # The URL is exported and handed to the app in plain text: it must never carry a password.
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials (user:password@)")
+    if parts.query or parts.fragment:
+        raise ValueError("must be a base URL, without ?query or #fragment")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError("must have a port between 0 and 65535") from None
     return value.rstrip("/")
+
+
+def _plain_name(value: str) -> str:
+    if _has_control(value) or any(ch.isspace() for ch in value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+def _bucket(value: str) -> str:
+    # S3's naming rules, besides the pattern: no '..', not an IP address.
+    if ".." in value or re.fullmatch(r"[0-9]+(\.[0-9]+){3}", value):
+        raise ValueError("must be an S3 bucket name: no '..', not an IP address")
+    return value
 
 
 class Settings(_Section):
@@ -255,7 +377,7 @@ class Settings(_Section):
         example="ssh://deploy@docker-1.example.com",
         default=None,
     )
-    public_bind_address: Annotated[str, AfterValidator(_ip_address)] = key(
+    public_bind_address: Annotated[str, AfterValidator(_bind_address)] = key(
         "host address the public ports (client, server) bind to",
         example="127.0.0.1",
         default="0.0.0.0",  # noqa: S104 - the public ports are meant to be reachable; see publicBindAddress
@@ -264,7 +386,7 @@ class Settings(_Section):
     volume_names: VolumeNames = key(
         "existing Docker volumes to use; unset: <project>-<stack>-<volume>", example="", default=VolumeNames()
     )
-    protect_data: bool = key(
+    protect_data: Boolean = key(
         "stateful volumes are protected and retained on delete: `pulumi destroy` never erases data",
         example="true",
         default=True,
@@ -274,7 +396,7 @@ class Settings(_Section):
     )
     redis_password: Password = key("Redis `requirepass` password (12+ characters)", example=_GENERATE_PASSWORD)
     minio_root_user: Annotated[str, AfterValidator(_minio_user)] = key(
-        "MinIO root user (3+ characters, no '=' or ',', never minioadmin)",
+        "MinIO root user (3 to 64 letters, digits, '.', '_' or '-'; never minioadmin)",
         example="sentineliq",
         default="sentineliq",
     )
@@ -297,7 +419,7 @@ class Settings(_Section):
         example="'https://<key>@o0.ingest.sentry.io/<project>'",
         default=None,
     )
-    registry_username: str | None = key(
+    registry_username: Annotated[str, Field(max_length=256), AfterValidator(_plain_name)] | None = key(
         "user for pulling private images from imageRegistry (with registryToken)", example="ci-bot", default=None
     )
     registry_token: Annotated[SecretStr, AfterValidator(_printable)] | None = key(
@@ -320,7 +442,7 @@ class Settings(_Section):
         example="https://api.sentineliq.com",
         default="http://localhost:3001",
     )
-    s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] = key(
+    s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), AfterValidator(_bucket)] = key(
         "MinIO bucket of the API server's files", example="sentineliq", default="sentineliq"
     )
     backup: BackupSettings = key("daily backups of PostgreSQL, Redis and MinIO", example="", default=BackupSettings())
@@ -390,18 +512,46 @@ def example_of(info: FieldInfo) -> str:
     return str(extra["example"]) if isinstance(extra, dict) else "<value>"
 
 
+def shell_word(text: str, *, always: bool = False) -> str:
+    """One shell word that is exactly `text` when pasted: single quotes (always, or when needed), and for a control
+    character ANSI-C quoting (`$'...'`, bash, zsh and POSIX.1-2024), so that a hint is one visible line."""
+    if _has_control(text):
+        return "$'" + "".join(_ansi_c(ch) for ch in text) + "'"
+    if always:
+        return "'" + text.replace("'", "'\"'\"'") + "'"
+    return shlex.quote(text)
+
+
+def _ansi_c(ch: str) -> str:
+    if ch in "\\'":
+        return "\\" + ch
+    if not _has_control(ch):
+        return ch
+    # Byte escapes of its UTF-8 form, which mean the same whatever the shell's locale.
+    return "".join(f"\\x{byte:02x}" for byte in ch.encode())
+
+
+def _set_path(path: str, value: str) -> str:
+    return f"pulumi config set --path {shell_word(f'{NAMESPACE}:{path}', always=True)} {value}"
+
+
+def _rm(path: str) -> str:
+    nested = "--path " if "." in path else ""
+    return f"pulumi config rm {nested}{shell_word(f'{NAMESPACE}:{path}', always=bool(nested))}"
+
+
 def _fix(path: str) -> str:
-    """The `pulumi config set` command that sets the key (or nested path) to a valid example."""
+    """The `pulumi config set` command that sets the key (or nested path) to a valid example. Every part that
+    comes from the stack file is quoted: an operator pastes these lines."""
     top, _, rest = path.partition(".")
     info = _fields().get(top)
     if info is None:
-        return f"pulumi config rm {NAMESPACE}:{top}"
+        return _rm(top)
     if rest:
         leaf = rest.rsplit(".", 1)[-1]
         model = nested_model(info)
         nested = {} if model is None else {str(f.alias): f for f in model.model_fields.values()}
-        example = example_of(nested[leaf]) if leaf in nested else "<value>"
-        return f"pulumi config set --path '{NAMESPACE}:{path}' {example}"
+        return _set_path(path, example_of(nested[leaf]) if leaf in nested else "<value>")
     flag = "--secret " if is_secret(info) else ""
     return f"pulumi config set {flag}{NAMESPACE}:{top} {example_of(info)}"
 
@@ -433,7 +583,7 @@ def _describe(error: Mapping[str, Any]) -> Problem:
     if kind in ("extra_forbidden", "literal_error") and len(loc) > 1:
         # An unknown field or service name inside a structured key: the fix is to remove it.
         rule = "is not a known field" if kind == "extra_forbidden" else str(error["msg"])
-        return Problem(path, rule, f"pulumi config rm --path '{NAMESPACE}:{path}'")
+        return Problem(path, rule, _rm(path))
     if kind in ("too_short", "string_too_short"):
         rule = f"must have at least {ctx['min_length']} characters"
     elif kind in ("too_long", "string_too_long"):
@@ -457,9 +607,7 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
                 name.lower(), {f.lower(): f for f in fields}, n=1, cutoff=0.6
             )
             hint = f"; did you mean {NAMESPACE}:{_case(close[0], fields)}?" if close else ""
-            problems.append(
-                Problem(name, f"is not a known setting{hint}", f"pulumi config rm {shlex.quote(f'{NAMESPACE}:{name}')}")
-            )
+            problems.append(Problem(name, f"is not a known setting{hint}", _rm(name)))
             continue
         if is_secret(info) and name not in secrets:
             problems.append(Problem(name, "is a secret but is stored in plain text", _fix(name)))
@@ -468,6 +616,7 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
         except (ValueError, RecursionError):  # malformed, too deep, or a number too long to convert
             problems.append(Problem(name, "must be an object (set it with --path)", _fix(f"{name}.<field>")))
     problems.extend(_cross_key_problems(data))
+    problems.extend(_section_problems(data))
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -488,6 +637,61 @@ def _cross_key_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(missing, f"is required when {NAMESPACE}:{present} is set", _fix(missing)))
     if str(data.get("dockerHost", "")).startswith("ssh://") and "sshPrivateKey" not in data:
         problems.append(Problem("sshPrivateKey", "is required when dockerHost is ssh://...", _fix("sshPrivateKey")))
+    return problems
+
+
+def _port_clashes(ports: HostPorts, set_keys: set[str]) -> list[Problem]:
+    """Two services on one host port: checked on all ports together, defaults included (`client: 3001` takes the
+    server's default port)."""
+    used = {str(f.alias): getattr(ports, name) for name, f in HostPorts.model_fields.items()}
+    problems = []
+    for first, second in itertools.combinations(used, 2):
+        if used[first] != used[second]:
+            continue
+        # Blame a key that was set explicitly (a default never moves), the later one when both were.
+        blamed, other = (second, first) if second in set_keys else (first, second)
+        free = next(p for p in range(used[blamed] + 1, 65536) if p not in used.values())
+        path = f"hostPorts.{blamed}"
+        problems.append(
+            Problem(path, f"port {used[blamed]} is already used by hostPorts.{other}", _set_path(path, str(free)))
+        )
+    return problems
+
+
+def _volume_clashes(names: VolumeNames, set_keys: set[str]) -> list[Problem]:
+    """Only volumes the program did not create can be adopted: a name of its own form `<project>-<stack>-<volume>`
+    is another stack's volume (an unprotected `pulumi destroy` of this stack would erase it) or this stack's
+    default; and one volume cannot hold two services' data."""
+    fields = {str(f.alias): name for name, f in VolumeNames.model_fields.items()}
+    volumes = "|".join(re.escape(name.replace("_", "-")) for name in fields.values())
+    own_form = re.compile(rf"{NAMESPACE}-.+-(?:{volumes})")
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for alias in sorted(set_keys & set(fields)):
+        value = getattr(names, fields[alias])
+        path = f"volumeNames.{alias}"
+        if value is None:
+            continue
+        if own_form.fullmatch(value):
+            rule = (
+                f"{value} is a volume this program creates for a stack (<project>-<stack>-<volume>), not one to adopt"
+            )
+            problems.append(Problem(path, rule, _rm(path)))
+        elif value in seen:
+            problems.append(Problem(path, f"{value} is already the volume of volumeNames.{seen[value]}", _rm(path)))
+        seen.setdefault(value, alias)
+    return problems
+
+
+def _section_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Rules across the fields of one structured key, checked on that key alone so that they are reported together
+    with every other problem (a broken section is reported by the main validation instead)."""
+    problems: list[Problem] = []
+    ports, volumes = data.get("hostPorts", {}), data.get("volumeNames", {})
+    with contextlib.suppress(ValidationError):
+        problems.extend(_port_clashes(HostPorts.model_validate(ports), set(ports)))
+    with contextlib.suppress(ValidationError):
+        problems.extend(_volume_clashes(VolumeNames.model_validate(volumes), set(volumes)))
     return problems
 
 

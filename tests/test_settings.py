@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import harness
 import pulumi
 import pytest
@@ -68,12 +70,20 @@ def test_a_secret_in_plain_text_is_an_error() -> None:
     assert TEST_SECRETS["postgresPassword"] not in problem.render()
 
 
+MINIO_USER_RULE = "must have 3 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
 @pytest.mark.parametrize(
     ("user", "rule"),
     [
-        ("ab", "must have at least 3 characters and no '=' or ','"),
-        ("a=b", "must have at least 3 characters and no '=' or ','"),
-        ("a,bc", "must have at least 3 characters and no '=' or ','"),
+        ("ab", MINIO_USER_RULE),
+        ("a=b", MINIO_USER_RULE),
+        ("a,bc", MINIO_USER_RULE),
+        ("ops\nadmin", MINIO_USER_RULE),
+        ("ops\x00admin", MINIO_USER_RULE),
+        ("ops admin", MINIO_USER_RULE),
+        ("ops@corp", MINIO_USER_RULE),
+        ("-ops", MINIO_USER_RULE),
         ("minioadmin", "must not be minioadmin, MinIO's public default"),
     ],
 )
@@ -292,3 +302,178 @@ def test_volume_names_are_docker_names() -> None:
     assert problems["volumeNames.postgresData"][1] == (
         "pulumi config set --path 'sentineliq:volumeNames.postgresData' sentineliq_postgres-data"
     )
+
+
+# --- hostile values: paths, names, ports, addresses, URLs, booleans ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/./etc", "//etc", "/etc/", "/var/lib", "/var/lib/docker/volumes", "/lib64", "/usr//local/x", "/srv", "/var"],
+)
+def test_a_backup_path_is_checked_as_docker_resolves_it(path: str) -> None:
+    problems = problems_of(backup=json.dumps({"path": path}))
+    assert problems["backup.path"][0] == "must be a dedicated folder, not a system directory or one inside it"
+
+
+@pytest.mark.parametrize("path", ["/srv/back:ups", "/srv/back,ups", "/srv/back ups", "/srv/back\nups", "/srv/a\\b"])
+def test_a_backup_path_carries_nothing_that_breaks_a_bind(path: str) -> None:
+    assert "backup.path" in problems_of(backup=json.dumps({"path": path}))
+
+
+def test_the_backup_path_is_used_in_its_resolved_form() -> None:
+    values, secrets = valid()
+    values["backup"] = json.dumps({"path": "/srv//backups/./prod/"})
+    _, settings = collect_problems(values, secrets)
+    assert settings is not None
+    assert settings.backup.path == "/srv/backups/prod"
+
+
+def test_another_stacks_volume_cannot_be_adopted() -> None:
+    problems = problems_of(volumeNames=json.dumps({"postgresData": "sentineliq-prod-postgres-data"}))
+    assert problems == {
+        "volumeNames.postgresData": (
+            "sentineliq-prod-postgres-data is a volume this program creates for a stack "
+            "(<project>-<stack>-<volume>), not one to adopt",
+            "pulumi config rm --path 'sentineliq:volumeNames.postgresData'",
+        )
+    }
+    assert "volumeNames.redisData" in problems_of(volumeNames=json.dumps({"redisData": "sentineliq-dev-x-redis-data"}))
+    assert problems_of(volumeNames=json.dumps({"postgresData": "sentineliq_postgres-data"})) == {}
+
+
+def test_one_volume_cannot_hold_two_services() -> None:
+    problems = problems_of(volumeNames=json.dumps({"postgresData": "shared", "redisData": "shared"}))
+    assert problems == {
+        "volumeNames.redisData": (
+            "shared is already the volume of volumeNames.postgresData",
+            "pulumi config rm --path 'sentineliq:volumeNames.redisData'",
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    ("ports", "blamed", "other"),
+    [
+        ({"client": 3001}, "client", "server"),
+        ({"server": 5601}, "server", "kibana"),
+        ({"minioConsole": 3000}, "minioConsole", "client"),
+        ({"kibana": 4000, "minioConsole": 4000}, "minioConsole", "kibana"),
+    ],
+)
+def test_port_clashes_with_defaults_are_found(ports: dict[str, int], blamed: str, other: str) -> None:
+    problems = problems_of(hostPorts=json.dumps(ports))
+    assert list(problems) == [f"hostPorts.{blamed}"]
+    rule, fix = problems[f"hostPorts.{blamed}"]
+    assert rule == f"port {ports[blamed]} is already used by hostPorts.{other}"
+    # The suggested port really is free: applying the fix leaves no problem.
+    suggested = int(fix.rsplit(" ", 1)[1])
+    assert fix == f"pulumi config set --path 'sentineliq:hostPorts.{blamed}' {suggested}"
+    assert problems_of(hostPorts=json.dumps({**ports, blamed: suggested})) == {}
+
+
+@pytest.mark.parametrize(
+    "address", ["fe80::1%eth0", "fe80::1", "169.254.1.1", "224.0.0.1", "ff02::1", "255.255.255.255", "::ffff:127.0.0.1"]
+)
+def test_a_bind_address_docker_would_widen_or_cannot_use_is_refused(address: str) -> None:
+    assert "publicBindAddress" in problems_of(publicBindAddress=address)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "::1", "127.0.0.1", "10.0.0.5", "2001:db8::10"])
+def test_bind_addresses_of_this_host(address: str) -> None:
+    assert problems_of(publicBindAddress=address) == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("https://admin:hunter2hunter2@app.example.com", "must not contain credentials (user:password@)"),
+        ("https://token@app.example.com", "must not contain credentials (user:password@)"),
+        ("https://app.example.com\n", "must not contain spaces or control characters"),
+        ("https://app.exa\x00mple.com", "must not contain spaces or control characters"),
+        ("https://app.example.com/?next=x", "must be a base URL, without ?query or #fragment"),
+        ("https://app.example.com:99999", "must have a port between 0 and 65535"),
+        ("http:///path-only", "must be an absolute http(s) URL"),
+    ],
+)
+def test_public_urls_are_plain_base_urls(url: str, rule: str) -> None:
+    for key in ("appUrl", "apiUrl"):
+        found, _ = problems_of(**{key: url})[key]
+        assert found == rule
+        assert "hunter2" not in found
+
+
+@pytest.mark.parametrize("key", ["postgresPassword", "jwtSecret"])
+@pytest.mark.parametrize(
+    "value", [" " * 40, " padded-secret-value-0123456789abcdef", "padded-secret-value-0123456789abcdef\t"]
+)
+def test_a_secret_of_spaces_or_with_edge_spaces_is_refused(key: str, value: str) -> None:
+    rule, _ = problems_of(**{key: value})[key]
+    assert rule in ("must not start or end with a space", "must not contain control characters (newlines, tabs, ...)")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "path"),
+    [
+        ("backup", '{"retentionDays": true}', "backup.retentionDays"),
+        ("backup", '{"enabled": 1}', "backup.enabled"),
+        ("backup", '{"enabled": "yes"}', "backup.enabled"),
+        ("resources", '{"redis": {"cpus": true}}', "resources.redis.cpus"),
+        ("resources", '{"redis": {"memoryMb": false}}', "resources.redis.memoryMb"),
+        ("hostPorts", '{"kibana": true}', "hostPorts.kibana"),
+        ("protectData", "1", "protectData"),
+        ("protectData", "on", "protectData"),
+    ],
+)
+def test_booleans_and_numbers_do_not_turn_into_each_other(key: str, value: str, path: str) -> None:
+    assert list(problems_of(**{key: value})) == [path]
+
+
+def test_numbers_set_with_path_arrive_as_text_or_numbers() -> None:
+    values, secrets = valid()
+    values["backup"] = '{"retentionDays": "08", "enabled": "false"}'
+    values["resources"] = '{"redis": {"cpus": "1.5", "memoryMb": 512}}'
+    problems, settings = collect_problems(values, secrets)
+    assert problems == []
+    assert settings is not None
+    assert (settings.backup.retention_days, settings.backup.enabled) == (8, False)
+    assert settings.resources["redis"].cpus == 1.5
+
+
+@pytest.mark.parametrize(
+    "registry",
+    ["ghcr.io/../x", "-ghcr.io/x", "ghcr.io//x", "ghcr.io/x/", "ghcr.io/x..y", "ghcr-.io/x", "ghcr.io:port/x"],
+)
+def test_registries_docker_would_reject(registry: str) -> None:
+    assert "imageRegistry" in problems_of(imageRegistry=registry)
+
+
+@pytest.mark.parametrize("registry", ["ghcr.io/killsearch", "registry.example.com:5000/team/app", "localhost:5000/a_b"])
+def test_registries_docker_accepts(registry: str) -> None:
+    assert problems_of(imageRegistry=registry) == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("dockerHost", "ssh://-oProxyCommand@host"),
+        ("dockerHost", "ssh://deploy@-host"),
+        ("dockerHost", "unix:///var/run/docker.sock\x00"),
+        ("dockerHost", "unix:///var/run/../docker.sock"),
+        ("s3Bucket", "files..prod"),
+        ("s3Bucket", "192.168.1.10"),
+        ("registryUsername", "ci\nbot"),
+    ],
+)
+def test_names_that_would_be_read_as_something_else(key: str, value: str) -> None:
+    problems = (
+        secret_problems({key: value}, registryToken="ghp_abc")
+        if key == "registryUsername"
+        else problems_of(**{key: value})
+    )
+    assert key in problems
+
+
+def test_sentry_dsn_refuses_control_characters() -> None:
+    rule, _ = secret_problems({}, sentryDsn="https://k3y@o1.ingest.sentry.io/42\n")["sentryDsn"]
+    assert rule == "must not contain control characters (newlines, tabs, ...)"
