@@ -536,6 +536,8 @@ def _set_path(path: str, value: str) -> str:
 
 
 def _rm(path: str) -> str:
+    if "\x00" in path:  # no command line can carry a NUL
+        return "delete the key from the stack's file, Pulumi.<stack>.yaml (a NUL cannot be typed in a shell)"
     nested = "--path " if "." in path else ""
     return f"pulumi config rm {nested}{shell_word(f'{NAMESPACE}:{path}', always=bool(nested))}"
 

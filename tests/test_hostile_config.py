@@ -284,7 +284,18 @@ def run_hint(hint: str, workdir: Any) -> list[list[str]]:
 
 HOSTILE_KEYS = st.one_of(
     st.text(min_size=1, max_size=25),
-    st.sampled_from(["x'; touch pwned; echo '", "$(touch pwned)", "`touch pwned`", "a\nb", "a'\"b", "*", "-rf"]),
+    st.sampled_from(
+        [
+            "x'; touch pwned; echo '",
+            "$(touch pwned)",
+            "nul\x00; touch pwned",
+            "`touch pwned`",
+            "a\nb",
+            "a'\"b",
+            "*",
+            "-rf",
+        ]
+    ),
 )
 
 
@@ -307,5 +318,29 @@ def test_a_fix_hint_runs_as_exactly_the_command_it_names(tmp_path_factory: Any, 
     assert "\n" not in problem.fix
     calls = run_hint(problem.fix, workdir)
     flag = ["--path"] if where else []
-    assert calls == [["config", "rm", *flag, f"{PROJECT}:{where}{name}"]]
+    if "\x00" in name:  # no command line can carry a NUL: the hint says to edit the stack file instead
+        assert calls == []
+        assert problem.fix.startswith("delete the key from the stack's file")
+    else:
+        assert calls == [["config", "rm", *flag, f"{PROJECT}:{where}{name}"]]
     assert sorted(p.name for p in workdir.iterdir()) == ["argv.log", "bin"]
+
+
+VOLUME_KEYS = ["postgresData", "redisData", "minioData", "elasticsearchData"]
+VOLUME_NAMES = st.sampled_from(
+    ["shared", "sentineliq_postgres-data", "sentineliq-prod-postgres-data", "sentineliq-dev-redis-data", "old-minio"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(VOLUME_KEYS), VOLUME_NAMES, min_size=1, max_size=4))
+def test_an_accepted_volume_name_belongs_to_no_stack_and_one_service(names: dict[str, str]) -> None:
+    _, settings_ = outcome(volumeNames=json.dumps(names))
+    if settings_ is None:
+        return
+    adopted = [
+        settings_.volume_names.of(key) for key in ("postgres-data", "redis-data", "minio-data", "elasticsearch-data")
+    ]
+    chosen = [name for name in adopted if name is not None]
+    assert len(set(chosen)) == len(chosen)
+    assert not any(re.fullmatch(r"sentineliq-.+-(postgres|redis|minio|elasticsearch)-data", n) for n in chosen)
