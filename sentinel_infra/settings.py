@@ -535,11 +535,12 @@ def _set_path(path: str, value: str) -> str:
     return f"pulumi config set --path {shell_word(f'{NAMESPACE}:{path}', always=True)} {value}"
 
 
-def _rm(path: str) -> str:
+def _rm(path: str, *, nested: bool) -> str:
+    """Removes a key, or with `nested` a path inside a structured key (a top-level key may hold dots itself)."""
     if "\x00" in path:  # no command line can carry a NUL
         return "delete the key from the stack's file, Pulumi.<stack>.yaml (a NUL cannot be typed in a shell)"
-    nested = "--path " if "." in path else ""
-    return f"pulumi config rm {nested}{shell_word(f'{NAMESPACE}:{path}', always=bool(nested))}"
+    flag = "--path " if nested else ""
+    return f"pulumi config rm {flag}{shell_word(f'{NAMESPACE}:{path}', always=nested)}"
 
 
 def _fix(path: str) -> str:
@@ -548,7 +549,7 @@ def _fix(path: str) -> str:
     top, _, rest = path.partition(".")
     info = _fields().get(top)
     if info is None:
-        return _rm(top)
+        return _rm(top, nested=False)
     if rest:
         leaf = rest.rsplit(".", 1)[-1]
         model = nested_model(info)
@@ -585,7 +586,7 @@ def _describe(error: Mapping[str, Any]) -> Problem:
     if kind in ("extra_forbidden", "literal_error") and len(loc) > 1:
         # An unknown field or service name inside a structured key: the fix is to remove it.
         rule = "is not a known field" if kind == "extra_forbidden" else str(error["msg"])
-        return Problem(path, rule, _rm(path))
+        return Problem(path, rule, _rm(path, nested=True))
     if kind in ("too_short", "string_too_short"):
         rule = f"must have at least {ctx['min_length']} characters"
     elif kind in ("too_long", "string_too_long"):
@@ -609,7 +610,7 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
                 name.lower(), {f.lower(): f for f in fields}, n=1, cutoff=0.6
             )
             hint = f"; did you mean {NAMESPACE}:{_case(close[0], fields)}?" if close else ""
-            problems.append(Problem(name, f"is not a known setting{hint}", _rm(name)))
+            problems.append(Problem(name, f"is not a known setting{hint}", _rm(name, nested=False)))
             continue
         if is_secret(info) and name not in secrets:
             problems.append(Problem(name, "is a secret but is stored in plain text", _fix(name)))
@@ -678,9 +679,11 @@ def _volume_clashes(names: VolumeNames, set_keys: set[str]) -> list[Problem]:
             rule = (
                 f"{value} is a volume this program creates for a stack (<project>-<stack>-<volume>), not one to adopt"
             )
-            problems.append(Problem(path, rule, _rm(path)))
+            problems.append(Problem(path, rule, _rm(path, nested=True)))
         elif value in seen:
-            problems.append(Problem(path, f"{value} is already the volume of volumeNames.{seen[value]}", _rm(path)))
+            problems.append(
+                Problem(path, f"{value} is already the volume of volumeNames.{seen[value]}", _rm(path, nested=True))
+            )
         seen.setdefault(value, alias)
     return problems
 
