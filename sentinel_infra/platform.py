@@ -68,7 +68,15 @@ class Platform(pulumi.ComponentResource):
         )
         # A volume delete is a forced remove: with protectData the engine refuses to delete them, and even a
         # removal from the program only drops them from the state.
-        keep = pulumi.ResourceOptions(protect=settings.protect_data, retain_on_delete=settings.protect_data)
+        # Labels are ignored after creation. Docker's volume create returns an existing volume (an adopted
+        # `volumeNames.*`, or one left on the host) with its own labels, the provider's Read stores those, and
+        # labels are ForceNew: without this, every later `pulumi up` would replace the data volume (a protected
+        # one fails the run). Registering no labels would not help: labels are not Computed upstream, so a
+        # labelled existing volume (compose's) would differ from an empty set just the same. Ignoring them on
+        # every volume also means a label change never deletes data (Docker cannot relabel a volume).
+        keep = pulumi.ResourceOptions(
+            protect=settings.protect_data, retain_on_delete=settings.protect_data, ignore_changes=["labels"]
+        )
         self.volumes = {
             volume: docker.Volume(
                 f"{name}-{volume}",

@@ -16,6 +16,7 @@ import pulumi_docker as docker
 from pydantic import SecretStr
 
 from .naming import LABEL_PREFIX, StackNames
+from .provider_forms import cpus_input, seconds
 from .settings import Limits
 
 EnvValue = str | SecretStr
@@ -41,13 +42,15 @@ class HealthCheck:
     start_interval: int = 1
 
     def args(self) -> docker.ContainerHealthcheckArgs:
+        # Go's `time.Duration.String()` form ("1m0s", not "60s"): what the provider's Read stores, so that
+        # `replace_on_changes=["healthcheck"]` does not replace the container on every up.
         return docker.ContainerHealthcheckArgs(
             tests=list(self.test),
-            interval=f"{self.interval}s",
-            timeout=f"{self.timeout}s",
+            interval=seconds(self.interval),
+            timeout=seconds(self.timeout),
             retries=self.retries,
-            start_period=f"{self.start_period}s",
-            start_interval=f"{self.start_interval}s",
+            start_period=seconds(self.start_period),
+            start_interval=seconds(self.start_interval),
         )
 
 
@@ -210,7 +213,8 @@ class ServiceContainer(pulumi.ComponentResource):
                 must_run=True,
                 memory=spec.limits.memory_mb,
                 memory_swap=spec.limits.memory_mb,
-                cpus=f"{spec.limits.cpus:g}",
+                # Sent in the form the provider's Read stores, or `cpus` (ForceNew) would replace it on every up.
+                cpus=cpus_input(spec.limits.cpus),
                 destroy_grace_seconds=spec.stop_grace,
                 stop_timeout=spec.stop_grace,
                 security_opts=["no-new-privileges:true"],

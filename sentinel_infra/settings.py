@@ -37,6 +37,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
+from .provider_forms import cpus_input
+
 NAMESPACE = "sentineliq"
 
 ServiceName = Literal["postgres", "redis", "minio", "elasticsearch", "logstash", "kibana", "server", "client"]
@@ -137,7 +139,12 @@ class Limits:
 class LimitsOverride(_Section):
     """A stack's override of a service's default limits (either value may be left out)."""
 
-    cpus: Decimal | None = key("CPU cores the container may use (0.05 to 64)", example="0.5", default=None)
+    cpus: Decimal | None = key(
+        "CPU cores the container may use (0.05 to 64, in hundredths; values the Docker provider would read back "
+        "rounded, such as 0.05 or 10.05, are refused)",
+        example="0.5",
+        default=None,
+    )
     memory_mb: Integer | None = key(
         "memory limit in MiB (64 to 1048576); also the swap limit, so no swap", example="512", default=None
     )
@@ -147,6 +154,8 @@ class LimitsOverride(_Section):
     def _cpus_range(cls, value: float | None) -> float | None:
         if value is not None and not 0.05 <= value <= 64:
             raise ValueError("must be between 0.05 and 64 CPU cores")
+        if value is not None:
+            cpus_input(value)  # sent as the provider reads it back, or refused: see provider_forms
         return value
 
     @field_validator("memory_mb")

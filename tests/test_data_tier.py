@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from harness import TEST_SECRETS, Deployment, Secret, deploy_stack, plain_strings, unwrap
+from provider_read import parse_duration
 
 CONTAINER = "docker:index/container:Container"
 DATA = ("postgres", "redis", "minio")
@@ -77,7 +78,7 @@ def test_health_checks_prove_readiness(prod: Deployment) -> None:
     for service, check in checks.items():
         # Seen within a second during start-up and within 10 s later, not Docker's 30 s default.
         assert check["startInterval"] == "1s", service
-        assert int(check["interval"].rstrip("s")) <= 10, service
+        assert parse_duration(check["interval"]) <= 10 * 10**9, service
         assert check["retries"] >= 3
 
 
@@ -103,8 +104,8 @@ def test_postgres_is_never_killed_without_grace(prod: Deployment) -> None:
 
 
 def test_limits_follow_the_stack_file(prod: Deployment, dev: Deployment) -> None:
-    expected_prod = {"postgres": ("2", 4096), "redis": ("1", 1024), "minio": ("0.5", 512)}
-    expected_dev = {"postgres": ("1", 512), "redis": ("0.5", 256), "minio": ("0.5", 256)}
+    expected_prod = {"postgres": ("2.0", 4096), "redis": ("1.0", 1024), "minio": ("0.5", 512)}
+    expected_dev = {"postgres": ("1.0", 512), "redis": ("0.5", 256), "minio": ("0.5", 256)}
     for deployment, expected in ((prod, expected_prod), (dev, expected_dev)):
         for service, (cpus, memory) in expected.items():
             container = deployment.containers()[service]
@@ -116,9 +117,9 @@ def test_limits_follow_the_stack_file(prod: Deployment, dev: Deployment) -> None
 def test_a_partial_override_keeps_the_other_default() -> None:
     deployment = deploy_stack("prod", resources='{"redis": {"memoryMb": 2048}}')
     redis = deployment.containers()["redis"]
-    assert (redis.inputs["cpus"], redis.inputs["memory"]) == ("1", 2048)
+    assert (redis.inputs["cpus"], redis.inputs["memory"]) == ("1.0", 2048)
     postgres = deployment.containers()["postgres"]
-    assert (postgres.inputs["cpus"], postgres.inputs["memory"]) == ("2", 4096)
+    assert (postgres.inputs["cpus"], postgres.inputs["memory"]) == ("2.0", 4096)
 
 
 def test_service_discovery_aliases(prod: Deployment) -> None:

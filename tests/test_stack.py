@@ -21,6 +21,7 @@ from harness import (
     unwrap,
     with_secrets,
 )
+from provider_read import parse_duration
 from sentineliq_policy.rules import DOCUMENTED_CAPABILITIES
 
 from sentinel_infra.images import pinned
@@ -101,8 +102,8 @@ def test_wait_timeouts_fit_each_service(prod: Deployment) -> None:
     }
     for service, container in services_of(prod).items():
         check = container.plain("healthcheck")
-        start = int(check["startPeriod"].rstrip("s"))
-        assert start < timeouts[service], f"{service} would time out before its start period ends"
+        start = parse_duration(check["startPeriod"])
+        assert start < timeouts[service] * 10**9, f"{service} would time out before its start period ends"
 
 
 # --- the migration -----------------------------------------------------------------------------------------------
