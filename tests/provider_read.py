@@ -220,10 +220,15 @@ NETWORK: dict[str, Rule] = {
     "driver": Stored(same, "retNetwork.Driver"),
 }
 
+_IMAGE_READ = NotRead(
+    "Read sets only the id, image_id and repo_digest (of the local image ImageInspect finds by the name; none found "
+    "drops the resource from the state, and the next up pulls it again)"
+)
 REMOTE_IMAGE: dict[str, Rule] = {
-    "name": NotRead("Read sets only the id, image_id and repo_digest"),
-    "keepLocally": NotRead("Read sets only the id, image_id and repo_digest"),
-    "pullTriggers": NotRead("Read sets only the id, image_id and repo_digest"),
+    "name": _IMAGE_READ,
+    "keepLocally": _IMAGE_READ,
+    "forceRemove": _IMAGE_READ,
+    "pullTriggers": _IMAGE_READ,
 }
 
 RULES: dict[str, dict[str, Rule]] = {
