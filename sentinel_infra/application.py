@@ -1,25 +1,33 @@
-"""The application: the Wasp API server (Node.js) and the web client (React SPA on nginx), from the registry."""
+"""The application: the Wasp API server (Node.js) and the web client (React SPA on nginx), from the registry.
+
+Both sit behind the edge and are `rolling`: no host port, no fixed name, replaced create-before-delete, so a tag
+bump never leaves the edge without a healthy upstream.
+"""
 
 from __future__ import annotations
 
 from .data_services import MINIO_API_PORT, database_url, redis_url
+from .edge import CLIENT_UPSTREAM_PORT, INTERNAL_API_PORT, SERVER_HEALTH_PATH, SERVER_UPSTREAM_PORT, config_digest
+from .edge import server_alias as replica_alias
 from .logging_stack import LOGSTASH_PORT
-from .service import EnvValue, HealthCheck, PublishedPort, ServiceSpec
+from .service import EnvValue, HealthCheck, ServiceSpec
 from .settings import Limits, Settings
 
-SERVER_PORT = 3001
-CLIENT_PORT = 3000
+SERVER_PORT = SERVER_UPSTREAM_PORT
+CLIENT_PORT = CLIENT_UPSTREAM_PORT
 
 SERVER_HEALTH = (
     "CMD",
     "node",
     "-e",
-    f"fetch('http://127.0.0.1:{SERVER_PORT}/health').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))",
+    f"fetch('http://127.0.0.1:{SERVER_PORT}{SERVER_HEALTH_PATH}')"
+    ".then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))",
 )
 """Node 18+ has fetch; the image needs no curl."""
 
 
-def server(settings: Settings) -> ServiceSpec:
+def server(settings: Settings, replica: int = 1) -> ServiceSpec:
+    """Replica `replica` (from 1) of the API server: network aliases `server` and `server-<replica>`."""
     env: dict[str, EnvValue] = {
         "NODE_ENV": "production",
         "PORT": str(SERVER_PORT),
@@ -43,7 +51,8 @@ def server(settings: Settings) -> ServiceSpec:
         image=f"{settings.image_registry}/saas-server:{settings.server_tag}",
         track_registry_digest=True,
         env=env,
-        ports=(PublishedPort(SERVER_PORT, settings.host_ports.server, settings.public_bind_address),),
+        aliases=(replica_alias(replica),),
+        rolling=True,
         healthcheck=HealthCheck(test=SERVER_HEALTH, interval=10, start_period=60),
         wait_timeout=180,
         stop_grace=30,
@@ -58,9 +67,16 @@ def client(settings: Settings) -> ServiceSpec:
         name="client",
         image=f"{settings.image_registry}/saas-client:{settings.client_tag}",
         track_registry_digest=True,
-        # nginx proxies the SPA's API calls to the server on the stack network.
-        env={"REACT_APP_API_BASE_URL": f"http://server:{SERVER_PORT}"},
-        ports=(PublishedPort(CLIENT_PORT, settings.host_ports.client, settings.public_bind_address),),
+        env={
+            # If nginx proxies API calls, it does so through the edge's in-network entrypoint: the edge's address
+            # survives server deploys (nginx resolves a proxy_pass host name once, at start), it re-resolves the
+            # replicas on every connection and retries a refused one.
+            "REACT_APP_API_BASE_URL": f"http://edge:{INTERNAL_API_PORT}",
+            # ... and a new edge (its configuration changed) gets a new client, started after it, so nginx never
+            # keeps the address of a removed edge.
+            "SENTINELIQ_EDGE_CONFIG": config_digest(settings),
+        },
+        rolling=True,
         # nginx:alpine has busybox wget, not curl.
         healthcheck=HealthCheck(
             test=("CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{CLIENT_PORT}/"),
@@ -69,7 +85,7 @@ def client(settings: Settings) -> ServiceSpec:
         ),
         wait_timeout=90,
         stop_grace=15,
-        depends_on=("server",),
+        depends_on=("server", "edge"),
         # nginx's master starts as root, prepares its cache directories (CHOWN, DAC_OVERRIDE) and runs its
         # workers as the nginx user (SETUID, SETGID); port 3000 needs no NET_BIND_SERVICE.
         cap_add=("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"),

@@ -86,7 +86,7 @@ def architecture(evaluation: Evaluation) -> Architecture:
     runnable: dict[str, tuple[Registration, Node]] = {}
     for resource in evaluation.resources:
         if resource.type == CONTAINER:
-            service = str(resource.service)
+            service = resource.name.removesuffix("-container")  # a replica is its own node: `server-2`
             labels = {item["label"]: item["value"] for item in resource.plain("labels") or []}
             # A digest-pinned image is drawn with the tag it was resolved from (its label): the tag is the design.
             image = labels.get(f"{LABEL_PREFIX}.image") or next(

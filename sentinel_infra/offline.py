@@ -85,6 +85,9 @@ class Registration:
     options: dict[str, Any] = field(default_factory=dict)
     """Every other field of the request that is set (aliases, ignoreChanges, customTimeouts, version, ...), by
     its protobuf name: what the resource options became on the wire."""
+    delete_before_replace_defined: bool = False
+    """Whether the program set `delete_before_replace` at all: unset leaves the provider's choice (for
+    pulumi-docker's containers, delete first); an explicit False overrides it."""
 
     def plain(self, key: str) -> Any:
         """An input with every secret marker removed."""
@@ -170,6 +173,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                     replace_on_changes=list(request.replaceOnChanges),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     options=_options(request),
+                    delete_before_replace_defined=request.deleteBeforeReplaceDefined,
                 )
             )
         return response
@@ -198,8 +202,8 @@ class Evaluation:
         return next(r for r in self.resources if r.urn == urn)
 
     def containers(self) -> dict[str, Registration]:
-        """Containers by service name."""
-        return {str(r.service): r for r in self.of_type(CONTAINER)}
+        """Containers by the name of their component: the service's (`postgres`), or a replica's (`server-2`)."""
+        return {r.name.removesuffix("-container"): r for r in self.of_type(CONTAINER)}
 
     def depends_on(self, resource: Registration) -> set[str]:
         """The logical names of the resources this one waits for."""

@@ -10,8 +10,9 @@ import pulumi_docker as docker
 from .naming import StackNames
 from .settings import Settings
 
-VOLUMES = ("postgres-data", "redis-data", "minio-data", "elasticsearch-data")
-"""The stateful volumes: everything the stack must never lose lives on one of them."""
+VOLUMES = ("postgres-data", "redis-data", "minio-data", "elasticsearch-data", "edge-data")
+"""The stateful volumes: everything the stack must never lose lives on one of them (`edge-data`: the ACME account
+and certificates; losing it re-issues every certificate and can hit the CA's rate limits)."""
 
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
 """Never wait for a password or host-key prompt that nobody will answer during `pulumi up`."""
@@ -37,7 +38,7 @@ class PlatformArgs:
 
 
 class Platform(pulumi.ComponentResource):
-    """The Docker provider every resource uses explicitly, one bridge network and the four data volumes."""
+    """The Docker provider every resource uses explicitly, one bridge network and the five stateful volumes."""
 
     provider: docker.Provider
     network: docker.Network

@@ -124,8 +124,15 @@ class ServiceSpec:
     tmpfs: tuple[str, ...] = ()
     image_volumes: tuple[str, ...] = ()
     """The image's declared VOLUMEs: each must be mounted from a named volume, or its data dies with the container."""
+    aliases: tuple[str, ...] = ()
+    """Network aliases besides the service name (a replica's own, `server-2`)."""
+    rolling: bool = False
+    """Replaced create-before-delete: the new container is healthy before the old one gets SIGTERM. Such a
+    container has no fixed name (Pulumi auto-names it) and publishes no port: both could not exist twice."""
 
     def __post_init__(self) -> None:
+        if self.rolling and self.ports:
+            raise ValueError(f"{self.name}: a rolling container cannot publish a host port (two would collide)")
         mounted = {mount.path for mount in self.volumes}
         lost = [path for path in self.image_volumes if path not in mounted]
         if lost:
@@ -179,7 +186,9 @@ class ServiceContainer(pulumi.ComponentResource):
         self.container = docker.Container(
             f"{name}-container",
             docker.ContainerArgs(
-                name=args.names.physical(spec.name),
+                # Rolling: no name, so Pulumi auto-names it (pulumi-docker's provider/resources.go calls
+                # SetAutonaming) and the successor can run beside its predecessor.
+                name=None if spec.rolling else args.names.physical(spec.name),
                 image=args.image_id,
                 envs=[_env_entry(k, v) for k, v in sorted(spec.env.items())] or None,
                 command=list(spec.command) or None,
@@ -205,7 +214,9 @@ class ServiceContainer(pulumi.ComponentResource):
                     for f in spec.files
                 ]
                 or None,
-                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[spec.name])],
+                networks_advanced=[
+                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[spec.name, *spec.aliases])
+                ],
                 healthcheck=spec.healthcheck.args(),
                 wait=True,
                 wait_timeout=spec.wait_timeout,
@@ -231,8 +242,12 @@ class ServiceContainer(pulumi.ComponentResource):
                 depends_on=list(args.depends_on),
                 # The provider updates a changed health check "in place" without touching the running container.
                 replace_on_changes=["healthcheck"],
-                # A fixed container name cannot exist twice: remove the old container before creating the new one.
-                delete_before_replace=True,
+                # pulumi-docker sets DeleteBeforeReplace on docker_container (provider/resources.go), and the
+                # engine lets an explicit option override the provider either way (pulumi/pulumi,
+                # pkg/resource/deploy/step_generator.go: "The user can override the provider's decision").
+                # A fixed name or host port cannot exist twice: remove the old container first. A rolling one is
+                # created, waited healthy (`wait`), and only then is the old one stopped with its grace period.
+                delete_before_replace=not spec.rolling,
                 additional_secret_outputs=["envs", "uploads"] if spec.has_secrets else None,
             ),
         )

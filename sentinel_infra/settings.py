@@ -41,7 +41,7 @@ from .provider_forms import cpus_input
 
 NAMESPACE = "sentineliq"
 
-ServiceName = Literal["postgres", "redis", "minio", "elasticsearch", "logstash", "kibana", "server", "client"]
+ServiceName = Literal["postgres", "redis", "minio", "elasticsearch", "logstash", "kibana", "server", "client", "edge"]
 SERVICE_NAMES: tuple[str, ...] = get_args(ServiceName)
 
 _GENERATE_PASSWORD = '"$(openssl rand -base64 24)"'  # noqa: S105 - a shell snippet that generates one
@@ -175,8 +175,16 @@ class LimitsOverride(_Section):
 class HostPorts(_Section):
     """Host ports of the published services (change them to run two stacks on one host)."""
 
-    client: Port = key("web client (public, on publicBindAddress)", example="3000", default=3000)
-    server: Port = key("API server (public, on publicBindAddress)", example="3001", default=3001)
+    client: Port = key(
+        "the edge's web-client port (edge.tls external: on publicBindAddress; selfSigned: 127.0.0.1)",
+        example="3000",
+        default=3000,
+    )
+    server: Port = key(
+        "the edge's API port (edge.tls external: on publicBindAddress; selfSigned: 127.0.0.1)",
+        example="3001",
+        default=3001,
+    )
     kibana: Port = key("Kibana (127.0.0.1 only)", example="5601", default=5601)
     minio_console: Port = key("MinIO console (127.0.0.1 only)", example="9001", default=9001)
 
@@ -241,6 +249,7 @@ class VolumeNames(_Section):
     elasticsearch_data: VolumeName | None = key(
         "Elasticsearch's data volume", example="sentineliq_elasticsearch-data", default=None
     )
+    edge_data: VolumeName | None = key("the edge's certificates and ACME account", example="edge-data", default=None)
 
     def of(self, volume: str) -> str | None:
         """The configured name of a volume key such as `postgres-data`, if any."""
@@ -269,6 +278,72 @@ class BackupSettings(_Section):
     def _retention_range(cls, value: int) -> int:
         if not 1 <= value <= 3650:
             raise ValueError("must be between 1 and 3650 days")
+        return value
+
+
+EdgeTls = Literal["acme", "external", "selfSigned"]
+
+
+def _email(value: str) -> str:
+    if not re.fullmatch(r"[^@\s'\"`$\\]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value):
+        raise ValueError("must be an e-mail address (the CA's expiry and account notices go there)")
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError("must be an IP address or CIDR range, such as 10.0.0.0/8") from None
+
+
+class EdgeSettings(_Section):
+    """The edge (Traefik): TLS, rate limits and body size in front of the web client and the API server."""
+
+    tls: EdgeTls = key(
+        "acme: HTTPS with Let's Encrypt certificates on ports 80/443 of publicBindAddress (needs edge.acmeEmail; "
+        "appUrl and apiUrl name the hosts); external: plain HTTP on hostPorts.client/server for a TLS load "
+        "balancer in front; selfSigned: HTTPS with a self-signed certificate on 127.0.0.1 only",
+        example="acme",
+        default="selfSigned",
+    )
+    acme_email: Annotated[str, AfterValidator(_email)] | None = key(
+        "contact address of the ACME account (required with edge.tls acme)", example="ops@example.com", default=None
+    )
+    rate_limit_average: Integer = key(
+        "API requests per second allowed per client address, on average (1 to 10000)", example="50", default=50
+    )
+    rate_limit_burst: Integer = key(
+        "API requests a client address may send at once above the average (1 to 100000)", example="200", default=200
+    )
+    max_body_mb: Integer = key(
+        "largest request body in MiB; larger ones are refused with 413 (1 to 1024)", example="25", default=25
+    )
+    trusted_proxies: list[Annotated[str, AfterValidator(_cidr)]] = key(
+        "addresses (CIDR) of the load balancers in front whose X-Forwarded-For is trusted (edge.tls external)",
+        example="10.0.0.0/8",
+        default=[],
+    )
+
+    @field_validator("rate_limit_average")
+    @classmethod
+    def _average_range(cls, value: int) -> int:
+        if not 1 <= value <= 10_000:
+            raise ValueError("must be between 1 and 10000 requests per second")
+        return value
+
+    @field_validator("rate_limit_burst")
+    @classmethod
+    def _burst_range(cls, value: int) -> int:
+        if not 1 <= value <= 100_000:
+            raise ValueError("must be between 1 and 100000 requests")
+        return value
+
+    @field_validator("max_body_mb")
+    @classmethod
+    def _body_range(cls, value: int) -> int:
+        if not 1 <= value <= 1024:
+            raise ValueError("must be between 1 and 1024 MiB")
         return value
 
 
@@ -387,7 +462,7 @@ class Settings(_Section):
         default=None,
     )
     public_bind_address: Annotated[str, AfterValidator(_bind_address)] = key(
-        "host address the public ports (client, server) bind to",
+        "host address the edge's public ports bind to (edge.tls acme or external)",
         example="127.0.0.1",
         default="0.0.0.0",  # noqa: S104 - the public ports are meant to be reachable; see publicBindAddress
     )
@@ -442,14 +517,21 @@ class Settings(_Section):
         default=None,
     )
     app_url: Annotated[str, AfterValidator(_url)] = key(
-        "public URL of the web client (the server's WASP_WEB_CLIENT_URL, for CORS and links)",
+        "public URL of the web client (the server's WASP_WEB_CLIENT_URL; with edge.tls acme, its host gets a "
+        "certificate)",
         example="https://app.sentineliq.com",
-        default="http://localhost:3000",
+        default="https://localhost:3000",
     )
     api_url: Annotated[str, AfterValidator(_url)] = key(
-        "public URL of the API server (WASP_SERVER_URL)",
+        "public URL of the API server (WASP_SERVER_URL; with edge.tls acme, its host gets a certificate)",
         example="https://api.sentineliq.com",
-        default="http://localhost:3001",
+        default="https://localhost:3001",
+    )
+    edge: EdgeSettings = key("the edge in front of the application", example="", default=EdgeSettings())
+    server_replicas: Integer = key(
+        "API server containers behind the edge (1 to 8); a tag bump keeps this many serving throughout",
+        example="2",
+        default=1,
     )
     s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), AfterValidator(_bucket)] = key(
         "MinIO bucket of the API server's files", example="sentineliq", default="sentineliq"
@@ -460,6 +542,13 @@ class Settings(_Section):
         example="4096",
         default={},
     )
+
+    @field_validator("server_replicas")
+    @classmethod
+    def _replicas_range(cls, value: int) -> int:
+        if not 1 <= value <= 8:
+            raise ValueError("must be between 1 and 8")
+        return value
 
     @property
     def ssh(self) -> SshTarget | None:
@@ -634,6 +723,7 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
     except ValidationError as exc:
         problems.extend(_describe(err) for err in exc.errors(include_input=False, include_url=False))
         return problems, None
+    problems.extend(_edge_problems(settings))
     return problems, (settings if not problems else None)
 
 
@@ -649,6 +739,34 @@ def _cross_key_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(missing, f"is required when {NAMESPACE}:{present} is set", _fix(missing)))
     if str(data.get("dockerHost", "")).startswith("ssh://") and "sshPrivateKey" not in data:
         problems.append(Problem("sshPrivateKey", "is required when dockerHost is ssh://...", _fix("sshPrivateKey")))
+    edge = data.get("edge")
+    if isinstance(edge, dict) and edge.get("tls") == "acme" and "acmeEmail" not in edge:
+        problems.append(Problem("edge.acmeEmail", "is required when edge.tls is acme", _fix("edge.acmeEmail")))
+    return problems
+
+
+def _edge_problems(settings: Settings) -> list[Problem]:
+    """With ACME, the edge routes by host name and asks a public CA for a certificate of each: the two URLs must be
+    https on distinct DNS names on the default port."""
+    if settings.edge.tls != "acme":
+        return []
+    problems = []
+    hosts: dict[str, str] = {}
+    for name, url in (("appUrl", settings.app_url), ("apiUrl", settings.api_url)):
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            ipaddress.ip_address(host)
+            is_ip = True
+        except ValueError:
+            is_ip = False
+        if parts.scheme != "https" or parts.port not in (None, 443) or is_ip or "." not in host:
+            rule = "must be https://<DNS name> without a port when edge.tls is acme (the CA certifies that name)"
+            problems.append(Problem(name, rule, _fix(name)))
+        elif host in hosts:
+            rule = f"must name another host than {hosts[host]} when edge.tls is acme (the edge routes by host)"
+            problems.append(Problem(name, rule, _fix(name)))
+        hosts.setdefault(host, name)
     return problems
 
 

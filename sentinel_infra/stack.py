@@ -9,8 +9,9 @@ Every edge is a `depends_on` on an upstream container whose `wait` returns only 
     logstash, kibana     after elasticsearch and elastic-setup
     postgres-password    after postgres (applies postgresPassword to the running database)
     migrate              after postgres and postgres-password, with the server image of this update
-    server               after postgres, redis, minio, elasticsearch, logstash and migrate
-    client               after server
+    server (each replica) after postgres, redis, minio, elasticsearch, logstash and migrate
+    edge                 after server
+    client               after server and edge
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pulumi
 from .application import client, server
 from .backups import backup_jobs, backup_path
 from .data_services import data_services
+from .edge import edge
 from .images import ImageSet, ImageSetArgs
 from .logging_stack import elastic_setup, elasticsearch, kibana, logstash
 from .migrations import migration
@@ -40,10 +42,14 @@ class _Services:
         self._platform, self._images, self._names = platform, images, names
         self.containers: dict[str, ServiceContainer] = {}
 
-    def add(self, spec: ServiceSpec, gates: Sequence[pulumi.Resource] = ()) -> ServiceContainer:
-        upstream = [self.containers[name].container for name in spec.depends_on]
+    def add(
+        self, spec: ServiceSpec, gates: Sequence[pulumi.Resource] = (), name: str | None = None
+    ) -> ServiceContainer:
+        """Render a spec; `name` is the logical name when it differs from the service's (a replica, `server-2`)."""
+        upstream = [self.containers[service].container for service in spec.depends_on]
+        name = name or spec.name
         service = ServiceContainer(
-            spec.name,
+            name,
             ServiceContainerArgs(
                 spec=spec,
                 names=self._names,
@@ -54,7 +60,7 @@ class _Services:
                 depends_on=[*upstream, *gates],
             ),
         )
-        self.containers[spec.name] = service
+        self.containers[name] = service
         return service
 
 
@@ -79,6 +85,7 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
             kibana(settings),
             server(settings),
             client(settings),
+            edge(settings),
         )
     }
     jobs = backup_jobs(settings, names)
@@ -112,6 +119,10 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
         ),
     )
     services.add(specs["server"], gates=[migrate.command])
+    # Replica 1 keeps the logical name `server` (its URN, so an existing stack does not replace it for nothing).
+    for replica in range(2, settings.server_replicas + 1):
+        services.add(server(settings, replica), gates=[migrate.command], name=f"server-{replica}")
+    services.add(specs["edge"])
     services.add(specs["client"])
     for job in jobs:
         services.add(job)
@@ -124,7 +135,7 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
         "network": platform.network.name,
         "volumes": {key: volume.name for key, volume in platform.volumes.items()},
         "containers": {name: service.container_name for name, service in services.containers.items()},
-        "images": {name: images.reference(name) for name in services.containers},
-        "imageDigests": {name: images.digest(name) for name in services.containers},
+        "images": {service: images.reference(service) for service in images.images},
+        "imageDigests": {service: images.digest(service) for service in images.images},
         "backups": f"{backup_path(settings, names)} on the Docker host" if jobs else "disabled",
     }

@@ -2,8 +2,9 @@
 
 Every container the program creates carries `io.sentineliq.project`, `io.sentineliq.stack` and
 `io.sentineliq.service` labels. This command finds a stack's containers by those labels on the stack's Docker
-host (`sentineliq:dockerHost` from `Pulumi.<stack>.yaml`, or the local engine) and reports, for each of the eight
-services and any other labelled container (the backup jobs), its container, state, health, image and uptime.
+host (`sentineliq:dockerHost` from `Pulumi.<stack>.yaml`, or the local engine) and reports, for each of the nine
+services (every container of one: the server's replicas, and the old and new containers during a deploy) and
+any other labelled container (the backup jobs), its container, state, health, image and uptime.
 It exits 0 when every service is running and healthy, 1 otherwise, 2 when Docker cannot be asked.
 """
 
@@ -60,7 +61,7 @@ def _uptime(state: dict[str, Any], now: datetime) -> int | None:
 
 
 def collect(stack: str, docker_host: str | None, project: str = NAMESPACE) -> list[ServiceStatus]:
-    """The status of every service of the stack, the eight expected ones first."""
+    """The status of every container of the stack, the expected services first (a missing one as `missing`)."""
     ids = _docker(
         docker_host,
         "ps",
@@ -71,13 +72,13 @@ def collect(stack: str, docker_host: str | None, project: str = NAMESPACE) -> li
         "--filter",
         f"label={LABEL_PREFIX}.stack={stack}",
     ).split()
-    found: dict[str, ServiceStatus] = {}
+    found: dict[str, list[ServiceStatus]] = {}
     now = datetime.now(UTC)
     for container in json.loads(_docker(docker_host, "inspect", *ids)) if ids else []:
         labels = container["Config"].get("Labels") or {}
         state = container["State"]
         service = labels.get(f"{LABEL_PREFIX}.service", container["Name"].lstrip("/"))
-        found[service] = ServiceStatus(
+        status = ServiceStatus(
             service=service,
             container=container["Name"].lstrip("/"),
             state=state.get("Status", "unknown"),
@@ -85,8 +86,10 @@ def collect(stack: str, docker_host: str | None, project: str = NAMESPACE) -> li
             image=container["Config"].get("Image", ""),
             uptime_seconds=_uptime(state, now),
         )
-    expected = [found.pop(name, ServiceStatus(name, "-", "missing", "-", "-", None)) for name in SERVICE_NAMES]
-    return expected + [found[name] for name in sorted(found)]
+        found.setdefault(service, []).append(status)
+    missing = {name: [ServiceStatus(name, "-", "missing", "-", "-", None)] for name in SERVICE_NAMES}
+    names = [*SERVICE_NAMES, *sorted(found.keys() - set(SERVICE_NAMES))]
+    return [s for name in names for s in sorted(found.get(name) or missing[name], key=lambda s: s.container)]
 
 
 def _duration(seconds: int | None) -> str:

@@ -19,6 +19,7 @@ from sentinel_infra.offline import (  # noqa: F401 - re-exported for the tests
     stack_file_config,
     unwrap,
 )
+from sentinel_infra.settings import Settings, collect_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "sentineliq"
@@ -93,6 +94,17 @@ def with_secrets(
     for key, value in chosen.items():
         values[f"{PROJECT}:{key}"] = value
     return values, {f"{PROJECT}:{key}" for key in chosen}
+
+
+def stack_settings(stack: str, **overrides: str) -> Settings:
+    """The validated settings of a committed stack file (plus test secrets and overrides of plain keys)."""
+    config, secret_keys = with_secrets(stack_config(stack))
+    config.update({f"{PROJECT}:{k}": v for k, v in overrides.items()})
+    prefix = f"{PROJECT}:"
+    values = {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
+    problems, settings = collect_problems(values, {k.removeprefix(prefix) for k in secret_keys})
+    assert settings is not None, problems
+    return settings
 
 
 def deploy(

@@ -21,7 +21,7 @@ def test_the_start_up_waves() -> None:
     waves = architecture(deploy_stack("prod")).waves()
     assert waves[0] == ["elastic-password", "minio", "postgres", "redis"]
     assert set(waves[1]) >= {"elasticsearch", "postgres-password"}
-    assert waves[-2:] == [["server"], ["client"]]
+    assert waves[-3:] == [["server", "server-2"], ["edge"], ["client"]]
     assert {"migrate", "elastic-setup"} <= set(waves[2])
 
 
@@ -29,7 +29,9 @@ def test_the_diagram_shows_gates_and_volumes() -> None:
     text = mermaid(architecture(deploy_stack("dev")))
     assert "postgres -->|healthy| migrate" in text
     assert "migrate -->|done| server" in text
-    assert "server -->|healthy| client" in text
+    assert "server -->|healthy| edge" in text
+    assert "edge -->|healthy| client" in text
+    assert "edge -.- sentineliq_dev_edge_data" in text
     assert "postgres -.- sentineliq_dev_postgres_data" in text
     assert "backup" not in text, "dev runs no backup jobs"
 

@@ -31,7 +31,7 @@ def memory(service: str, megabytes: int) -> Deployment:
 BLAST_RADIUS: dict[str, tuple[Callable[[], Deployment], set[str]]] = {
     "serverTag": (
         lambda: deploy_stack("prod", serverTag="sha-b2c3d4e"),
-        {"images-server", "migrate-command", "server-container"},
+        {"images-server", "migrate-command", "server-container", "server-2-container"},
     ),
     "clientTag": (lambda: deploy_stack("prod", clientTag="sha-b2c3d4e"), {"images-client", "client-container"}),
     # The same tag, a new build: only the registry's answer differs.
@@ -43,6 +43,10 @@ BLAST_RADIUS: dict[str, tuple[Callable[[], Deployment], set[str]]] = {
     "kibanaEncryptionKey": (
         lambda: deploy_with(kibanaEncryptionKey="another-kibana-key-0123456789abcdefghij"),
         {"kibana-container"},
+    ),
+    "edge.rateLimitAverage": (
+        lambda: deploy_stack("prod", edge='{"tls": "acme", "acmeEmail": "ops@sentineliq.com", "rateLimitAverage": 80}'),
+        {"edge-container", "client-container"},
     ),
     "resources.postgres.memoryMb": (lambda: memory("postgres", 2048), {"postgres-container"}),
     "resources.redis.memoryMb": (lambda: memory("redis", 2048), {"redis-container"}),

@@ -15,7 +15,7 @@ def test_data_tier_resources(prod: Deployment) -> None:
     counts = Counter(r.type for r in prod.resources if r.custom)
     assert counts["pulumi:providers:docker"] == 1
     assert counts["docker:index/network:Network"] == 1
-    assert counts["docker:index/volume:Volume"] == 4
+    assert counts["docker:index/volume:Volume"] == 5
     for service in DATA:
         assert service in prod.containers()
 
@@ -44,7 +44,7 @@ def test_network_and_volumes_carry_project_and_stack(prod: Deployment, dev: Depl
     assert network.inputs["name"] == "sentineliq-prod-network"
     assert network.inputs["driver"] == "bridge"
     names = {v.inputs["name"] for v in prod.of_type("docker:index/volume:Volume")}
-    assert names == {f"sentineliq-prod-{k}-data" for k in ("postgres", "redis", "minio", "elasticsearch")}
+    assert names == {f"sentineliq-prod-{k}-data" for k in ("postgres", "redis", "minio", "elasticsearch", "edge")}
     assert {v.inputs["name"] for v in dev.of_type("docker:index/volume:Volume")}.isdisjoint(names)
     for container in prod.containers().values():
         assert container.plain("networksAdvanced")[0]["name"] == "sentineliq-prod-network"
@@ -87,7 +87,9 @@ def test_wait_timeouts_and_replacement_options(prod: Deployment) -> None:
     for service, container in prod.containers().items():
         assert container.inputs["wait"] is True
         assert container.replace_on_changes == ["healthcheck"]
-        assert container.delete_before_replace
+        # Explicit either way: unset would leave pulumi-docker's own delete-before-replace.
+        assert container.delete_before_replace_defined
+        assert container.delete_before_replace is (container.service not in ("server", "client"))
         assert container.inputs["restart"] == "unless-stopped"
         assert container.inputs["securityOpts"] == ["no-new-privileges:true"]
         assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}

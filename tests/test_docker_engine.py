@@ -38,7 +38,16 @@ def sh(line: str, stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["/bin/sh", "-c", line], input=stdin, capture_output=True, text=True, check=False)
 
 
-def start(host: str | None, image: str, stack: str, service: str, check: str, command: str = "sleep 600") -> None:
+def start(
+    host: str | None,
+    image: str,
+    stack: str,
+    service: str,
+    check: str,
+    command: str = "sleep 600",
+    label: str | None = None,
+) -> None:
+    """A container named siq-<stack>-<service>, labelled as service `label` (by default `service`)."""
     result = docker(
         host,
         "run",
@@ -47,7 +56,7 @@ def start(host: str | None, image: str, stack: str, service: str, check: str, co
         f"--name=siq-{stack}-{service}",
         "--label=io.sentineliq.project=sentineliq",
         f"--label=io.sentineliq.stack={stack}",
-        f"--label=io.sentineliq.service={service}",
+        f"--label=io.sentineliq.service={label or service}",
         f"--health-cmd={check}",
         "--health-interval=1s",
         "--health-retries=1",
@@ -100,7 +109,7 @@ def test_status_reports_every_service_and_fails_on_an_unhealthy_one(
     report = json.loads(capsys.readouterr().out)
     assert report["stack"] == stack and report["healthy"] is False
     services = {s["service"]: s for s in report["services"]}
-    assert list(services)[:8] == list(SERVICE_NAMES), "the eight services first, in order"
+    assert list(services)[: len(SERVICE_NAMES)] == list(SERVICE_NAMES), "the nine services first, in order"
     assert services["postgres"]["state"] == "running" and services["postgres"]["ok"] is True
     assert services["postgres"]["container"] == f"siq-{stack}-postgres"
     assert services["postgres"]["image"] == image
@@ -109,6 +118,26 @@ def test_status_reports_every_service_and_fails_on_an_unhealthy_one(
     assert services["kibana"]["state"] == "missing"
     assert services["client"]["state"] == "exited" and services["client"]["uptime_seconds"] is None
     assert services["backup-postgres"]["ok"] is True
+
+
+def test_status_lists_every_replica(
+    engine: tuple[str | None, str], stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two server containers (replicas, or the old and the new one during a deploy): both are reported, and one
+    unhealthy replica makes the stack unhealthy."""
+    host, image = engine
+    for service in SERVICE_NAMES:
+        start(host, image, stack, service, "true")
+    start(host, image, stack, "server-b", "false", label="server")
+    settle(host, stack, {name: "healthy" for name in SERVICE_NAMES if name != "server"})
+    deadline = time.monotonic() + 60
+    while [s.health for s in collect(stack, host) if s.service == "server"] != ["healthy", "unhealthy"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert main(["status", "--stack", stack, "--json", *(["--docker-host", host] if host else [])]) == 1
+    report = json.loads(capsys.readouterr().out)
+    servers = [s["container"] for s in report["services"] if s["service"] == "server"]
+    assert servers == [f"siq-{stack}-server", f"siq-{stack}-server-b"]
 
 
 def test_status_table_and_a_healthy_stack(

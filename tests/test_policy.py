@@ -24,7 +24,7 @@ def args_for(resource: Registration, config: dict[str, Any] | None = None) -> Re
     opts = PolicyResourceOptions(
         protect=resource.protect,
         ignore_changes=[],
-        delete_before_replace=resource.delete_before_replace,
+        delete_before_replace=resource.delete_before_replace if resource.delete_before_replace_defined else None,
         aliases=[],
         custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
         additional_secret_outputs=resource.additional_secret_outputs,
@@ -68,7 +68,7 @@ def test_the_stacks_pass_every_rule(deployment: Deployment) -> None:
 
 
 def test_every_container_rule_cites_its_cis_control_or_is_a_project_rule() -> None:
-    project_rules = {"public-ports", "log-rotation", "stack-network", "pinned-container-image"}
+    project_rules = {"public-ports", "rolling-app-deploys", "log-rotation", "stack-network", "pinned-container-image"}
     for rule in RULES:
         if rule.resource_type == CONTAINER and rule.name not in project_rules:
             assert rule.description.startswith("CIS 5."), rule.name
@@ -195,3 +195,40 @@ def test_the_example_policy_config_is_the_default_config() -> None:
     example = json.loads((ROOT / "policy" / "config.example.json").read_text())
     defaults = {rule.name: rule.defaults() for rule in RULES if rule.config}
     assert example == defaults
+
+
+# --- the edge and rolling app deploys -----------------------------------------------------------------------------
+
+
+def test_only_the_edge_may_publish_off_loopback() -> None:
+    prod = deploy_stack("prod")
+    edge = prod.containers()["edge"]
+    assert [p["ip"] for p in edge.plain("ports")] == ["0.0.0.0", "0.0.0.0"]
+    assert violations(edge) == {}
+    kibana = copy.deepcopy(prod.containers()["kibana"])
+    props = unwrap(kibana.inputs)
+    props["ports"][0]["ip"] = "0.0.0.0"
+    kibana.inputs = props
+    assert "public-ports" in violations(kibana)
+
+
+@pytest.mark.parametrize("service", ["server", "server-2", "client"])
+def test_an_app_container_must_roll(service: str) -> None:
+    good = deploy_stack("prod").containers()[service]
+    assert violations(good) == {}
+    for defined, value in ((False, True), (True, True)):
+        # Unset (the provider's choice) and an explicit True both delete the running container first.
+        bad = copy.deepcopy(good)
+        bad.delete_before_replace, bad.delete_before_replace_defined = value, defined
+        assert list(violations(bad)) == ["rolling-app-deploys"], (defined, value)
+        assert "delete-before-replace" in violations(bad)["rolling-app-deploys"][0]
+    published = copy.deepcopy(good)
+    published.inputs = {**unwrap(good.inputs), "ports": [{"internal": 3001, "external": 3001, "ip": "127.0.0.1"}]}
+    assert list(violations(published)) == ["rolling-app-deploys"]
+    assert "publishes port 3001" in violations(published)["rolling-app-deploys"][0]
+
+
+def test_data_services_are_not_held_to_rolling_deploys() -> None:
+    postgres_container = deploy_stack("prod").containers()["postgres"]
+    assert postgres_container.delete_before_replace and postgres_container.plain("ports") is None
+    assert "rolling-app-deploys" not in violations(postgres_container)

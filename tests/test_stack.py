@@ -18,6 +18,7 @@ from harness import (
     plain_strings,
     registry_digest,
     stack_config,
+    stack_settings,
     unwrap,
     with_secrets,
 )
@@ -25,6 +26,7 @@ from provider_read import parse_duration
 from sentineliq_policy.rules import DOCUMENTED_CAPABILITIES
 
 from sentinel_infra.images import pinned
+from sentinel_infra.edge import config_digest
 from sentinel_infra.service import HealthCheck, ServiceSpec
 from sentinel_infra.settings import SERVICE_NAMES, Limits
 
@@ -98,7 +100,9 @@ def test_wait_timeouts_fit_each_service(prod: Deployment) -> None:
         "logstash": 300,
         "kibana": 300,
         "server": 180,
+        "server-2": 180,
         "client": 90,
+        "edge": 60,
     }
     for service, container in services_of(prod).items():
         check = container.plain("healthcheck")
@@ -303,7 +307,10 @@ def test_sentry_dsn_when_set() -> None:
 
 def test_client(prod: Deployment) -> None:
     client = prod.containers()["client"]
-    assert env_of(client) == {"REACT_APP_API_BASE_URL": "http://server:3001"}
+    assert env_of(client) == {
+        "REACT_APP_API_BASE_URL": "http://edge:3001",
+        "SENTINELIQ_EDGE_CONFIG": config_digest(stack_settings("prod")),
+    }
     assert client.plain("healthcheck")["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/"]
     server_check = prod.containers()["server"].plain("healthcheck")["tests"]
     assert server_check[:3] == ["CMD", "node", "-e"]
@@ -321,24 +328,25 @@ def published(deployment: Deployment) -> dict[str, list[tuple[str, int, int]]]:
     }
 
 
-def test_only_client_and_server_are_public(prod: Deployment, dev: Deployment) -> None:
+def test_only_the_edge_is_public(prod: Deployment, dev: Deployment) -> None:
     assert published(prod) == {
-        "client": [("0.0.0.0", 3000, 3000)],
-        "server": [("0.0.0.0", 3001, 3001)],
+        "edge": [("0.0.0.0", 80, 8080), ("0.0.0.0", 443, 8443)],
         "kibana": [("127.0.0.1", 5601, 5601)],
         "minio": [("127.0.0.1", 9001, 9001)],
     }
-    assert published(dev)["client"] == [("127.0.0.1", 3000, 3000)]
-    assert published(dev)["server"] == [("127.0.0.1", 3001, 3001)]
+    assert published(dev) == {
+        "edge": [("127.0.0.1", 3000, 8000), ("127.0.0.1", 3001, 8001)],
+        "kibana": [("127.0.0.1", 5601, 5601)],
+        "minio": [("127.0.0.1", 9001, 9001)],
+    }
 
 
 def test_host_ports_are_configurable() -> None:
-    deployment = deploy_stack(
-        "prod", hostPorts='{"client": 8000, "server": 8001, "kibana": 8601, "minioConsole": 8901}'
-    )
+    """external keeps the seed's port contract on publicBindAddress; acme ignores hostPorts.client/server."""
+    ports = '{"client": 13000, "server": 13001, "kibana": 8601, "minioConsole": 8901}'
+    deployment = deploy_stack("prod", hostPorts=ports, edge='{"tls": "external"}')
     assert published(deployment) == {
-        "client": [("0.0.0.0", 8000, 3000)],
-        "server": [("0.0.0.0", 8001, 3001)],
+        "edge": [("0.0.0.0", 13000, 8000), ("0.0.0.0", 13001, 8001)],
         "kibana": [("127.0.0.1", 8601, 5601)],
         "minio": [("127.0.0.1", 8901, 9001)],
     }
@@ -365,9 +373,9 @@ def test_application_images_are_pulled_by_their_registry_digest(prod: Deployment
         inputs = images[f"images-{name}"].inputs
         assert "@" not in inputs["name"] and "pullTriggers" not in inputs
         assert inputs["keepLocally"] is True and "forceRemove" not in inputs
-    for service, container in services_of(prod).items():
+    for container in services_of(prod).values():
         assert container.inputs["image"].startswith("sha256:"), "containers run the pulled image id"
-        assert images[f"images-{service}"].urn in container.property_dependencies["image"]
+        assert images[f"images-{container.service}"].urn in container.property_dependencies["image"]
 
 
 def test_the_tag_stays_visible_in_labels_and_outputs(prod: Deployment) -> None:
@@ -435,8 +443,9 @@ def test_outputs(prod: Deployment) -> None:
     assert prod.outputs["appUrl"] == "https://app.sentineliq.com"
     assert prod.outputs["apiUrl"] == "https://api.sentineliq.com"
     assert prod.outputs["kibana"] == "http://127.0.0.1:5601"
-    assert set(prod.outputs["containers"]) == set(prod.outputs["imageDigests"]) == set(prod.containers())
-    assert set(services_of(prod)) == set(SERVICE_NAMES)
+    assert set(prod.outputs["containers"]) == set(prod.containers())
+    assert set(prod.outputs["imageDigests"]) == set(prod.containers()) - {"server-2"}, "one per service"
+    assert set(services_of(prod)) == {*SERVICE_NAMES, "server-2"}
     assert prod.outputs["imageDigests"]["server"].startswith("ghcr.io/killsearch/saas-server@sha256:")
     assert not prod.secret_outputs
 
@@ -536,7 +545,7 @@ def test_prod_runs_a_daily_backup_job_per_data_service(prod: Deployment) -> None
         f"http://sentineliq:{TEST_SECRETS['minioRootPassword']}@minio:9000"
     )
     assert prod.outputs["backups"] == "/var/backups/sentineliq-prod on the Docker host"
-    assert len(prod.of_type("docker:index/remoteImage:RemoteImage")) == 8, "backup jobs share the services' pulls"
+    assert len(prod.of_type("docker:index/remoteImage:RemoteImage")) == 9, "backup jobs and replicas share pulls"
 
 
 def test_backup_schedule_retention_and_path_are_configurable() -> None:

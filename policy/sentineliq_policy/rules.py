@@ -28,8 +28,10 @@ VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 SERVICE_LABEL = "io.sentineliq.service"
 
-PUBLIC_PORTS = (3000, 3001)
-"""The only container ports that may listen on a non-loopback host address: the client and the server."""
+EDGE = "edge"
+"""The only service that may listen on a non-loopback host address: the reverse proxy in front of the app."""
+APP_SERVICES = ("server", "client")
+"""Behind the edge and replaced create-before-delete: they publish no port and set delete_before_replace=False."""
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 SENSITIVE_PATHS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr", "/var/lib/docker", "/run", "/var/run")
@@ -43,6 +45,7 @@ DOCUMENTED_CAPABILITIES: dict[str, list[str]] = {
 """The capability adds documented at each service's spec in sentinel_infra (a test keeps the two equal)."""
 
 READ_ONLY_EXEMPT = [
+    "edge",
     "redis",
     "minio",
     "elasticsearch",
@@ -66,6 +69,8 @@ class Subject:
     props: Mapping[str, Any]
     protect: bool
     config: Mapping[str, Any]
+    delete_before_replace: bool | None = None
+    """As the program set it; None leaves the provider's choice (pulumi-docker: delete first)."""
 
     @property
     def service(self) -> str:
@@ -119,7 +124,14 @@ class Rule:
 
 def subject_of(args: ResourceValidationArgs, rule: Rule) -> Subject:
     config = {**rule.defaults(), **dict(args.get_config())}
-    return Subject(name=args.name, urn=args.urn, props=args.props, protect=args.opts.protect, config=config)
+    return Subject(
+        name=args.name,
+        urn=args.urn,
+        props=args.props,
+        protect=args.opts.protect,
+        config=config,
+        delete_before_replace=args.opts.delete_before_replace,
+    )
 
 
 # --- container rules ---------------------------------------------------------------------------------------------
@@ -214,9 +226,24 @@ def _read_only_root(s: Subject) -> Iterator[str]:
 
 def _public_ports(s: Subject) -> Iterator[str]:
     for port in s.props.get("ports") or []:
-        if port.get("ip") not in LOOPBACK and port.get("internal") not in PUBLIC_PORTS:
+        if port.get("ip") not in LOOPBACK and s.service != EDGE:
             where = port.get("ip") or "all interfaces"
-            yield f"exposes port {port.get('internal')} on {where}. Fix: bind it to 127.0.0.1"
+            yield f"exposes port {port.get('internal')} on {where}. Fix: bind it to 127.0.0.1; the edge alone is public"
+
+
+def _rolling_app(s: Subject) -> Iterator[str]:
+    if s.service not in APP_SERVICES:
+        return
+    for port in s.props.get("ports") or []:
+        yield (
+            f"publishes port {port.get('internal')}: a second container could not start beside it during a deploy. "
+            "Fix: publish nothing; the edge routes to it"
+        )
+    if s.delete_before_replace is not False:
+        yield (
+            "is replaced delete-before-replace (pulumi-docker's default unless set): every deploy drops requests. "
+            "Fix: delete_before_replace=False, no fixed name, no published port"
+        )
 
 
 def _log_rotation(s: Subject) -> Iterator[str]:
@@ -315,11 +342,12 @@ RULES: Sequence[Rule] = (
         EnforcementLevel.ADVISORY,
         {"exempt": {**_strings("services allowed a writable root"), "default": READ_ONLY_EXEMPT}},
     ),
+    Rule("public-ports", "Only the edge may listen on a non-loopback address.", CONTAINER, _public_ports),
     Rule(
-        "public-ports",
-        "Only the client (3000) and server (3001) may listen on a non-loopback address.",
+        "rolling-app-deploys",
+        "The server and the client publish no port and are replaced create-before-delete.",
         CONTAINER,
-        _public_ports,
+        _rolling_app,
     ),
     Rule("log-rotation", "Container logs rotate (json-file or local with max-size).", CONTAINER, _log_rotation),
     Rule("stack-network", "Every container is on the stack's network.", CONTAINER, _stack_network),

