@@ -145,7 +145,11 @@ _NOT_OPTIONS = {
 def _options(request: Any) -> dict[str, Any]:
     """The options a request carries that differ from their defaults (protobuf leaves defaults out)."""
     fields = MessageToDict(request, preserving_proto_field_name=False)
-    return {key: value for key, value in fields.items() if key not in _NOT_OPTIONS}
+    options = {key: value for key, value in fields.items() if key not in _NOT_OPTIONS}
+    if fields.get("deleteBeforeReplaceDefined"):
+        # An explicit False is an option too: it overrides the provider's own delete-before-replace.
+        options["deleteBeforeReplace"] = bool(request.deleteBeforeReplace)
+    return options
 
 
 class _RecordingMonitor(mocks.MockMonitor):

@@ -25,8 +25,8 @@ from harness import (
 from provider_read import parse_duration
 from sentineliq_policy.rules import DOCUMENTED_CAPABILITIES
 
-from sentinel_infra.images import pinned
 from sentinel_infra.edge import config_digest
+from sentinel_infra.images import pinned
 from sentinel_infra.service import HealthCheck, ServiceSpec
 from sentinel_infra.settings import SERVICE_NAMES, Limits
 
