@@ -37,7 +37,7 @@ BLAST_RADIUS: dict[str, tuple[Callable[[], Deployment], set[str]]] = {
     # The same tag, a new build: only the registry's answer differs.
     "serverTag@sha256": (
         lambda: new_build("saas-server"),
-        {"images-server", "migrate-command", "server-container"},
+        {"images-server", "migrate-command", "server-container", "server-2-container"},
     ),
     "clientTag@sha256": (lambda: new_build("saas-client"), {"images-client", "client-container"}),
     "kibanaEncryptionKey": (
