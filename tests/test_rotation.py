@@ -16,15 +16,16 @@ ROTATIONS = {
         "postgres-password-command",
         "migrate-command",
         "server-container",
+        "server-2-container",
         "backup-postgres-container",
     },
-    "redisPassword": {"redis-container", "server-container", "backup-redis-container"},
-    "minioRootPassword": {"minio-container", "server-container", "backup-minio-container"},
+    "redisPassword": {"redis-container", "server-container", "server-2-container", "backup-redis-container"},
+    "minioRootPassword": {"minio-container", "server-container", "server-2-container", "backup-minio-container"},
     "elasticPassword": {"elastic-password-command", "elasticsearch-container", "elastic-setup-command"},
     "kibanaSystemPassword": {"elastic-setup-command", "kibana-container"},
     "logstashPassword": {"elastic-setup-command", "logstash-container"},
     "kibanaEncryptionKey": {"kibana-container"},
-    "jwtSecret": {"server-container"},
+    "jwtSecret": {"server-container", "server-2-container"},  # prod runs two server replicas
 }
 NEW_VALUE = "rotated-Secret-value-0123456789-abcdefghij"
 
