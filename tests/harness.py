@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,28 @@ def changed(before: Deployment, after: Deployment) -> set[str]:
     new = {r.name: r.inputs for r in after.resources}
     assert old.keys() == new.keys(), "the two evaluations register different resources"
     return {name for name in old if old[name] != new[name]}
+
+
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+ADOPTED_VOLUMES = {
+    "postgresData": "sentineliq_postgres-data",
+    "redisData": "sentineliq_redis-data",
+    "minioData": "sentineliq_minio-data",
+    "elasticsearchData": "sentineliq_elasticsearch-data",
+}
+"""A docker-compose deployment's volume names, as `volumeNames` adopts them."""
+
+STACK_VARIANTS: dict[str, Callable[[], Deployment]] = {
+    "dev": lambda: deploy_stack("dev"),
+    "prod": lambda: deploy_stack("prod"),
+    "dev with backups": lambda: deploy_stack("dev", backup='{"enabled": true}'),
+    "prod adopting compose volumes": lambda: deploy_stack("prod", volumeNames=json.dumps(ADOPTED_VOLUMES)),
+    "prod on a remote host, private registry": lambda: deploy_with(
+        "prod",
+        plain={"dockerHost": "ssh://deploy@docker-1.example.com", "registryUsername": "ci-bot"},
+        sshPrivateKey=SSH_KEY,
+        registryToken="ghp-token-0123456789",
+    ),
+}
+"""The configurations the guard rails (read-back, schemas) run over: every kind of resource and option the program
+registers appears in at least one."""

@@ -17,7 +17,17 @@ import json
 import subprocess
 
 import pytest
-from harness import PROJECT, Deployment, Registration, deploy, deploy_stack, deploy_with, stack_config, with_secrets
+from harness import (
+    ADOPTED_VOLUMES,
+    PROJECT,
+    STACK_VARIANTS,
+    Deployment,
+    Registration,
+    deploy,
+    deploy_stack,
+    stack_config,
+    with_secrets,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_servers import docker_engine
@@ -25,14 +35,6 @@ from provider_read import RULES, drift, parse_duration
 
 from sentinel_infra.provider_forms import go_duration
 from sentinel_infra.settings import SERVICE_NAMES, collect_problems
-
-SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-ADOPTED = {
-    "postgresData": "sentineliq_postgres-data",
-    "redisData": "sentineliq_redis-data",
-    "minioData": "sentineliq_minio-data",
-    "elasticsearchData": "sentineliq_elasticsearch-data",
-}
 
 
 def docker_resources(deployment: Deployment) -> list[Registration]:
@@ -47,23 +49,9 @@ def assert_reads_back(deployment: Deployment) -> None:
     assert not problems, "\n".join(problems)
 
 
-STACKS = {
-    "dev": lambda: deploy_stack("dev"),
-    "prod": lambda: deploy_stack("prod"),
-    "dev with backups": lambda: deploy_stack("dev", backup='{"enabled": true}'),
-    "prod adopting compose volumes": lambda: deploy_stack("prod", volumeNames=json.dumps(ADOPTED)),
-    "prod on a remote host, private registry": lambda: deploy_with(
-        "prod",
-        plain={"dockerHost": "ssh://deploy@docker-1.example.com", "registryUsername": "ci-bot"},
-        sshPrivateKey=SSH_KEY,
-        registryToken="ghp-token-0123456789",
-    ),
-}
-
-
-@pytest.mark.parametrize("stack", sorted(STACKS))
+@pytest.mark.parametrize("stack", sorted(STACK_VARIANTS))
 def test_every_docker_input_reads_back_as_sent(stack: str) -> None:
-    assert_reads_back(STACKS[stack]())
+    assert_reads_back(STACK_VARIANTS[stack]())
 
 
 # --- generated resources.* values --------------------------------------------------------------------------------
@@ -214,9 +202,9 @@ def test_seconds_round_trip_through_parse_and_string(count: int) -> None:
 def test_an_existing_volume_keeps_its_labels_and_the_program_ignores_them() -> None:
     """moby's volume store returns an existing volume unchanged: the labels the provider's Create then reads back
     are the first creator's, whatever the program sent. The program's adopted volumes must not diff on them."""
-    deployment = deploy_stack("prod", volumeNames=json.dumps(ADOPTED))
+    deployment = deploy_stack("prod", volumeNames=json.dumps(ADOPTED_VOLUMES))
     adopted = deployment.named("sentineliq-postgres-data")
-    assert adopted.plain("name") == ADOPTED["postgresData"]
+    assert adopted.plain("name") == ADOPTED_VOLUMES["postgresData"]
     sent = {item["label"]: item["value"] for item in adopted.plain("labels")}
     with docker_engine() as host:
         docker = ["docker", *(["--host", host] if host else [])]
