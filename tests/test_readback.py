@@ -13,8 +13,11 @@ no provider binary runs here); the engine side of volume adoption is a real dock
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import subprocess
+from typing import Any
 
 import pytest
 from harness import (
@@ -26,14 +29,15 @@ from harness import (
     deploy,
     deploy_stack,
     stack_config,
+    unwrap,
     with_secrets,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from local_servers import docker_engine
+from local_servers import docker_engine, tiny_image
 from provider_read import RULES, drift, parse_duration
 
-from sentinel_infra.provider_forms import go_duration
+from sentinel_infra.provider_forms import go_duration, nano_cpus_string, parse_cpus
 from sentinel_infra.settings import SERVICE_NAMES, collect_problems
 
 
@@ -233,3 +237,148 @@ def test_an_existing_volume_keeps_its_labels_and_the_program_ignores_them() -> N
     # What the engine stores differs from what the program sends, so only ignore_changes keeps it from a diff.
     assert "labels" in adopted.options["ignoreChanges"]
     assert drift(adopted) == []
+
+
+# --- containers on a real engine -----------------------------------------------------------------------------------
+
+
+def _engine_request(socket_path: str, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
+    """One Docker Engine API call over its unix socket, as the provider's Go client makes it."""
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(socket_path)
+
+    connection = UnixConnection("docker")
+    payload = None if body is None else json.dumps(body)
+    connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    return response.status, (json.loads(text) if text else None)
+
+
+def create_body(resource: Registration, image_id: str) -> dict[str, Any]:
+    """The ContainerCreate request `resourceDockerContainerCreate` makes for the fields the program sets (networks,
+    volumes and uploads aside: Read does not store them). Durations go through Go's ParseDuration."""
+    inputs = unwrap(resource.inputs)
+    check = inputs["healthcheck"]
+    host_config = {
+        "RestartPolicy": {"Name": inputs["restart"], "MaximumRetryCount": 0},
+        "ReadonlyRootfs": bool(inputs.get("readOnly")),
+        "LogConfig": {"Type": inputs["logDriver"], "Config": inputs.get("logOpts") or {}},
+        "Tmpfs": inputs.get("tmpfs"),
+        "CapAdd": inputs["capabilities"].get("adds"),
+        "CapDrop": inputs["capabilities"].get("drops"),
+        "SecurityOpt": inputs["securityOpts"],
+        "Memory": int(inputs["memory"]) * 1024 * 1024,
+        "MemorySwap": int(inputs["memorySwap"]) * 1024 * 1024,
+        "NanoCpus": parse_cpus(inputs["cpus"]),
+        "NetworkMode": "none",
+    }
+    return {
+        "Image": image_id,
+        # The test image has no CMD of its own: a container that relies on its image's gets a stand-in (its command
+        # is not an input, so it is not compared).
+        "Cmd": inputs.get("command") or ["true"],
+        "Entrypoint": inputs.get("entrypoints"),
+        "StopTimeout": int(inputs["stopTimeout"]),
+        "Healthcheck": {
+            "Test": check["tests"],
+            "Interval": parse_duration(check["interval"]),
+            "Timeout": parse_duration(check["timeout"]),
+            "StartPeriod": parse_duration(check["startPeriod"]),
+            "StartInterval": parse_duration(check["startInterval"]),
+            "Retries": int(check["retries"]),
+        },
+        "HostConfig": host_config,
+    }
+
+
+def read_container(inspected: dict[str, Any]) -> dict[str, Any]:
+    """`resourceDockerContainerRead` for those fields, from a real `ContainerInspect` (see provider_read)."""
+    config, host = inspected["Config"], inspected["HostConfig"]
+    check, log = config["Healthcheck"], host["LogConfig"]
+    return {
+        "name": str(inspected["Name"]).lstrip("/"),
+        "image": inspected["Image"],
+        "command": config["Cmd"],
+        "entrypoints": config["Entrypoint"],
+        "restart": host["RestartPolicy"]["Name"],
+        "readOnly": host["ReadonlyRootfs"],
+        "logDriver": log["Type"],
+        "logOpts": log["Config"],
+        "tmpfs": host.get("Tmpfs"),  # omitted by the engine when empty
+        "capabilities": {"adds": host["CapAdd"], "drops": host["CapDrop"]},
+        "securityOpts": host["SecurityOpt"],
+        "memory": int(host["Memory"]) // 1024 // 1024,
+        "memorySwap": int(host["MemorySwap"]) // 1024 // 1024,
+        "cpus": nano_cpus_string(int(host["NanoCpus"])),
+        "stopTimeout": config["StopTimeout"],
+        "healthcheck": {
+            "tests": check["Test"],
+            "retries": check["Retries"],
+            **{
+                field: go_duration(int(check.get(key, 0)))
+                for field, key in (
+                    ("interval", "Interval"),
+                    ("timeout", "Timeout"),
+                    ("startPeriod", "StartPeriod"),
+                    ("startInterval", "StartInterval"),
+                )
+            },
+        },
+    }
+
+
+def test_containers_read_back_from_a_real_engine_as_sent() -> None:
+    """Each container of the prod stack, created on a real dockerd as the provider creates it, then inspected and
+    read as the provider reads it: every stored field equals what the program sent. Ports are left out (the engine
+    reports them only for a running container, and these commands cannot run in the test image); so are fields
+    Read does not store. An engine older than API 1.44 (Docker 25) drops `start_interval`: then it reads back
+    `0s`, the drift README's prerequisites warn about, and the test asserts exactly that."""
+    deployment = deploy_stack("prod")
+    containers = [r for r in deployment.of_type("docker:index/container:Container")]
+    with docker_engine() as host:
+        if host is None or not host.startswith("unix://"):
+            pytest.skip("needs a Docker engine on a unix socket")
+        socket_path = host.removeprefix("unix://")
+        image = tiny_image(host, "sentineliq-test/readback:1")
+        status, found = _engine_request(socket_path, "GET", f"/images/{image}/json")
+        assert status == 200, found
+        image_id = str(found["Id"])
+        status, version = _engine_request(socket_path, "GET", "/version")
+        api = tuple(int(part) for part in str(version["ApiVersion"]).split("."))
+        for resource in containers:
+            sent = unwrap(resource.inputs)
+            name = f"siq-readback-{resource.name}"
+            status, created = _engine_request(
+                socket_path, "POST", f"/containers/create?name={name}", create_body(resource, image_id)
+            )
+            assert status == 201, (resource.name, created)
+            try:
+                status, inspected = _engine_request(socket_path, "GET", f"/containers/{name}/json")
+                assert status == 200
+                read = read_container(inspected)
+            finally:
+                _engine_request(socket_path, "DELETE", f"/containers/{name}?force=true")
+            expected = {**sent, "name": name, "image": image_id}
+            if api < (1, 44):
+                expected["healthcheck"] = {**sent["healthcheck"], "startInterval": "0s"}
+            for field in sorted(set(read) & set(sent)):
+                got, wanted = canonical(field, read[field]), canonical(field, expected[field])
+                assert got == wanted, f"{resource.name}.{field}: sent {wanted!r}, the engine reads back {got!r}"
+
+
+def canonical(field: str, value: Any) -> Any:
+    """Sets (TypeSet upstream) compare without order; numbers arrive from the mocks as doubles."""
+    if field == "securityOpts":
+        return sorted(value)
+    if field == "capabilities":
+        return {k: sorted(v) for k, v in value.items() if v}
+    if field == "healthcheck":
+        return {**value, "retries": int(value["retries"])}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
