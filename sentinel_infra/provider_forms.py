@@ -72,13 +72,19 @@ def cpus_input(cpus: float) -> str:
     if wanted % CPU_STEP:
         raise ValueError(f"must be a multiple of {float(CPU_STEP)} CPU")
     read_back = nano_cpus_string(int(wanted * NANO))
-    if parse_cpus(read_back) != wanted * NANO:
+    if not _reads_back_unchanged(wanted):
         nearby = [_plain(c) for c in sorted(_near(wanted), key=lambda c: abs(c - wanted))]
         raise ValueError(
             f"{_plain(wanted)} is read back by the Docker provider as {read_back} (its nanoInt64ToDecimalString "
             f"rounds it), so every pulumi up would replace the container; use {' or '.join(nearby)}"
         )
     return read_back
+
+
+def _reads_back_unchanged(cpus: Fraction) -> bool:
+    """Docker is given the same NanoCPUs for the read-back string as for the value."""
+    nano = int(cpus * NANO)
+    return parse_cpus(nano_cpus_string(nano)) == nano
 
 
 def _plain(value: Fraction) -> str:
@@ -92,7 +98,7 @@ def _near(wanted: Fraction) -> list[Fraction]:
     for direction in (-1, 1):
         candidate = wanted + direction * CPU_STEP
         while candidate > 0:
-            if parse_cpus(nano_cpus_string(int(candidate * NANO))) == candidate * NANO:
+            if _reads_back_unchanged(candidate):
                 found.append(candidate)
                 break
             candidate += direction * CPU_STEP
