@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
 from .naming import StackNames
-from .settings import Settings
+from .settings import NAMESPACE, Settings
 
 VOLUMES = ("postgres-data", "redis-data", "minio-data", "elasticsearch-data", "edge-data")
 """The stateful volumes: everything the stack must never lose lives on one of them (`edge-data`: the ACME account
@@ -16,6 +17,32 @@ and certificates; losing it re-issues every certificate and can hit the CA's rat
 
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
 """Never wait for a password or host-key prompt that nobody will answer during `pulumi up`."""
+
+LOCAL_ENGINE_ENVIRONMENT = {"DOCKER_CONTEXT": "default"}
+"""What makes a local `docker` command talk to the provider's engine, on any machine.
+
+The Docker provider talks to its `host` (`dockerHost`), else `DOCKER_HOST`, else `unix:///var/run/docker.sock`
+(kreuzwerker/terraform-provider-docker at 5074970c, `internal/provider/provider.go`, `host`'s DefaultFunc), and
+never reads the docker CLI's current context (`docker context use`, kept in the CLI's config.json). Plain
+`docker` does, unless `DOCKER_HOST` is set; `DOCKER_CONTEXT=default` makes it resolve as the provider does:
+`DOCKER_HOST` when set, else the default socket (docker/cli `resolveContextName`). The value is the same on
+every machine, so it can be a command's input without re-running the command elsewhere."""
+
+
+def check_engine_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a `DOCKER_CONTEXT` in the environment of `pulumi`.
+
+    The provider reads it (`context`'s DefaultFunc) and then deploys to that context's engine, even over an
+    explicit `host` ("Overrides the `host` if set"), while the one-shot commands and `status` follow
+    `dockerHost`: the stack would be split across two engines.
+    """
+    if environ.get("DOCKER_CONTEXT"):
+        raise pulumi.RunError(
+            "DOCKER_CONTEXT is set: the Docker provider would deploy to that docker CLI context's engine instead "
+            f"of {NAMESPACE}:dockerHost (or DOCKER_HOST, or the local socket).\n"
+            f"      fix: unset DOCKER_CONTEXT; to deploy to another engine: pulumi config set {NAMESPACE}:dockerHost "
+            "unix:///path/to/docker.sock (or ssh://user@host)"
+        )
 
 
 def _registry_auth(settings: Settings) -> list[docker.ProviderRegistryAuthArgs] | None:

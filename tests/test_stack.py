@@ -130,7 +130,7 @@ def test_the_database_url_reaches_the_migration_on_stdin_only(prod: Deployment) 
     migrate = prod.named("migrate-command")
     url = f"postgresql://sentineliq:{TEST_SECRETS['postgresPassword']}@postgres:5432/sentineliq"
     assert migrate.inputs["stdin"] == Secret(url + "\n")
-    assert "environment" not in migrate.inputs
+    assert migrate.inputs["environment"] == {"DOCKER_CONTEXT": "default"}, "nothing but the engine's selection"
     assert "DATABASE_URL=" not in migrate.inputs["create"]
     assert TEST_SECRETS["postgresPassword"] not in migrate.inputs["create"]
     assert {"stdout", "stderr"} <= set(migrate.additional_secret_outputs)
