@@ -168,11 +168,11 @@ def test_the_one_shot_registrations_are_the_same_on_every_machine(monkeypatch: p
 
     def commands() -> list[tuple[str, object, object, object]]:
         evaluated = deploy(*with_secrets(stack_config("dev")), stack="dev")
-        return [
+        return sorted(
             (r.name, r.plain("create"), r.plain("environment"), r.plain("interpreter"))
             for r in evaluated.resources
             if r.type in LOCAL
-        ]
+        )
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
     monkeypatch.setenv("DOCKER_CONFIG", "/home/laptop/.docker")
