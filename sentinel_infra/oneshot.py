@@ -144,6 +144,9 @@ class OneShot(pulumi.ComponentResource):
                         port=ssh.port,
                         user=ssh.user,
                         private_key=None if key is None else pulumi.Output.secret(key.get_secret_value()),
+                        # Without it pulumi-command accepts any host (InsecureIgnoreHostKey), and the database URL,
+                        # ALTER ROLE and the Elastic passwords travel on this connection.
+                        host_key=args.settings.ssh_host_key,
                     ),
                     create=create,
                     stdin=stdin,

@@ -10,13 +10,12 @@ import pulumi_docker as docker
 
 from .naming import StackNames
 from .settings import NAMESPACE, Settings
+from .ssh import provider_ssh_options
 
 VOLUMES = ("postgres-data", "redis-data", "minio-data", "elasticsearch-data", "edge-data")
 """The stateful volumes: everything the stack must never lose lives on one of them (`edge-data`: the ACME account
 and certificates; losing it re-issues every certificate and can hit the CA's rate limits)."""
 
-SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
-"""Never wait for a password or host-key prompt that nobody will answer during `pulumi up`."""
 
 LOCAL_ENGINE_ENVIRONMENT = {"DOCKER_CONTEXT": "default"}
 """What makes a local `docker` command talk to the provider's engine, on any machine.
@@ -58,6 +57,16 @@ def _registry_auth(settings: Settings) -> list[docker.ProviderRegistryAuthArgs] 
     ]
 
 
+def _ssh_options(settings: Settings) -> list[str] | None:
+    """The provider's own `ssh` checks `sshHostKey` strictly, on the port the one-shot commands use."""
+    ssh = settings.ssh
+    if ssh is None:
+        return None
+    if settings.ssh_host_key is None:  # the settings refuse an ssh:// dockerHost without it
+        raise ValueError("an ssh:// dockerHost needs sshHostKey")
+    return provider_ssh_options(settings.ssh_host_key, ssh.port)
+
+
 @dataclass(frozen=True)
 class PlatformArgs:
     settings: Settings
@@ -74,12 +83,11 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentineliq:platform:Platform", name, None, opts)
         settings, names = args.settings, args.names
-        remote = settings.ssh is not None
         self.provider = docker.Provider(
             f"{name}-docker",
             docker.ProviderArgs(
                 host=settings.docker_host,
-                ssh_opts=SSH_OPTIONS if remote else None,
+                ssh_opts=_ssh_options(settings),
                 registry_auth=_registry_auth(settings),
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -38,6 +38,9 @@ TEST_SECRETS: dict[str, str] = {
     "jwtSecret": "jwt-signing-secret-0008-0123456789abcdefgh",
 }
 
+SSH_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpqfhfsW2a+VDTSi5SZdDrN9peZrKaKqYlCis2L08ya"
+"""A real ed25519 public key (made by ssh-keygen) standing for an ssh:// Docker host's key."""
+
 LAST_REGISTRATIONS: list[Registration] = []
 """What the latest `deploy` registered, kept even when the program failed."""
 

@@ -17,7 +17,17 @@ import json
 import subprocess
 
 import pytest
-from harness import PROJECT, Deployment, Registration, deploy, deploy_stack, deploy_with, stack_config, with_secrets
+from harness import (
+    PROJECT,
+    SSH_HOST_KEY,
+    Deployment,
+    Registration,
+    deploy,
+    deploy_stack,
+    deploy_with,
+    stack_config,
+    with_secrets,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_servers import docker_engine
@@ -54,7 +64,11 @@ STACKS = {
     "prod adopting compose volumes": lambda: deploy_stack("prod", volumeNames=json.dumps(ADOPTED)),
     "prod on a remote host, private registry": lambda: deploy_with(
         "prod",
-        plain={"dockerHost": "ssh://deploy@docker-1.example.com", "registryUsername": "ci-bot"},
+        plain={
+            "dockerHost": "ssh://deploy@docker-1.example.com",
+            "sshHostKey": SSH_HOST_KEY,
+            "registryUsername": "ci-bot",
+        },
         sshPrivateKey=SSH_KEY,
         registryToken="ghp-token-0123456789",
     ),

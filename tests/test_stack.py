@@ -10,6 +10,7 @@ import pytest
 from harness import (
     PROJECT,
     ROOT,
+    SSH_HOST_KEY,
     TEST_SECRETS,
     Deployment,
     Secret,
@@ -37,6 +38,7 @@ def remote(plain: dict[str, str] | None = None, **secrets: str) -> Deployment:
     """The prod stack on an ssh:// engine, with extra plain keys and secrets."""
     config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, "sshPrivateKey": SSH_KEY, **secrets})
     config[f"{PROJECT}:dockerHost"] = "ssh://deploy@docker-1.example.com:2222"
+    config[f"{PROJECT}:sshHostKey"] = SSH_HOST_KEY
     config.update({f"{PROJECT}:{k}": v for k, v in (plain or {}).items()})
     return deploy(config, secret_keys, stack="prod")
 
