@@ -1,9 +1,14 @@
 """SentinelIQ on a Docker host: validate the stack's configuration, declare the stack, export its outputs."""
 
+import os
+
 import pulumi
 
+from sentinel_infra.platform import check_engine_environment
 from sentinel_infra.settings import load_settings
 from sentinel_infra.stack import build_stack
 
-for name, value in build_stack(load_settings()).items():
+settings = load_settings()
+check_engine_environment(os.environ)
+for name, value in build_stack(settings).items():
     pulumi.export(name, value)

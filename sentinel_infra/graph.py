@@ -21,6 +21,8 @@ NETWORK = "docker:index/network:Network"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 COMMANDS = ("command:local:Command", "command:remote:Command")
 
+PLACEHOLDER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+"""A well-formed ed25519 public key (all zeros) for a stack file that names an ssh:// host but not its key."""
 PLACEHOLDER_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
@@ -33,6 +35,8 @@ def placeholder_secrets(config: dict[str, str]) -> dict[str, str]:
     }
     if config.get(f"{NAMESPACE}:dockerHost", "").startswith("ssh://"):
         values[f"{NAMESPACE}:sshPrivateKey"] = PLACEHOLDER_KEY
+        if f"{NAMESPACE}:sshHostKey" not in config:
+            values[f"{NAMESPACE}:sshHostKey"] = PLACEHOLDER_HOST_KEY
     if f"{NAMESPACE}:registryUsername" in config:
         values[f"{NAMESPACE}:registryToken"] = "placeholder-token"
     return values

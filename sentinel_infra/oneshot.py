@@ -20,6 +20,7 @@ import pulumi_command as command
 from pydantic import SecretStr
 
 from .naming import StackNames
+from .platform import LOCAL_ENGINE_ENVIRONMENT
 from .settings import Settings
 
 SECRET_OUTPUTS = ["stdout", "stderr"]
@@ -59,7 +60,9 @@ class OneShotArgs:
 
 def _docker(settings: Settings) -> list[str]:
     host = settings.docker_host
-    # Over SSH the command runs on the engine's host and uses its default socket.
+    # Over SSH the command runs `docker` on the engine's host, as the provider's `docker system dial-stdio` does.
+    # Locally, an unset dockerHost is resolved at run time (LOCAL_ENGINE_ENVIRONMENT): the line stays the same
+    # on every machine.
     return ["docker"] if host is None or settings.ssh is not None else ["docker", "--host", host]
 
 
@@ -125,6 +128,8 @@ class OneShot(pulumi.ComponentResource):
                     stdin=stdin,
                     triggers=triggers,
                     interpreter=["/bin/sh", "-c"],
+                    # Added to the environment of `pulumi` (pulumi-command appends it to os.Environ()).
+                    environment=LOCAL_ENGINE_ENVIRONMENT,
                     add_previous_output_in_env=False,
                 ),
                 opts=child,
@@ -139,6 +144,9 @@ class OneShot(pulumi.ComponentResource):
                         port=ssh.port,
                         user=ssh.user,
                         private_key=None if key is None else pulumi.Output.secret(key.get_secret_value()),
+                        # Without it pulumi-command accepts any host (InsecureIgnoreHostKey), and the database URL,
+                        # ALTER ROLE and the Elastic passwords travel on this connection.
+                        host_key=args.settings.ssh_host_key,
                     ),
                     create=create,
                     stdin=stdin,

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
 from .naming import StackNames
-from .settings import Settings
+from .settings import NAMESPACE, Settings
+from .ssh import provider_ssh_options
 
 VOLUMES = ("postgres-data", "redis-data", "minio-data", "elasticsearch-data", "edge-data")
 """The stateful volumes: everything the stack must never lose lives on one of them (`edge-data`: the ACME account
 and certificates; losing it re-issues every certificate and can hit the CA's rate limits)."""
 
-SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
-"""Never wait for a password or host-key prompt that nobody will answer during `pulumi up`."""
+
+LOCAL_ENGINE_ENVIRONMENT = {"DOCKER_CONTEXT": "default"}
+"""What makes a local `docker` command talk to the provider's engine, on any machine.
+
+The Docker provider talks to its `host` (`dockerHost`), else `DOCKER_HOST`, else `unix:///var/run/docker.sock`
+(kreuzwerker/terraform-provider-docker at 5074970c, `internal/provider/provider.go`, `host`'s DefaultFunc), and
+never reads the docker CLI's current context (`docker context use`, kept in the CLI's config.json). Plain
+`docker` does, unless `DOCKER_HOST` is set; `DOCKER_CONTEXT=default` makes it resolve as the provider does:
+`DOCKER_HOST` when set, else the default socket (docker/cli `resolveContextName`). The value is the same on
+every machine, so it can be a command's input without re-running the command elsewhere."""
+
+
+def check_engine_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a `DOCKER_CONTEXT` in the environment of `pulumi`.
+
+    The provider reads it (`context`'s DefaultFunc) and then deploys to that context's engine, even over an
+    explicit `host` ("Overrides the `host` if set"), while the one-shot commands and `status` follow
+    `dockerHost`: the stack would be split across two engines.
+    """
+    if environ.get("DOCKER_CONTEXT"):
+        raise pulumi.RunError(
+            "DOCKER_CONTEXT is set: the Docker provider would deploy to that docker CLI context's engine instead "
+            f"of {NAMESPACE}:dockerHost (or DOCKER_HOST, or the local socket).\n"
+            f"      fix: unset DOCKER_CONTEXT; to deploy to another engine: pulumi config set {NAMESPACE}:dockerHost "
+            "unix:///path/to/docker.sock (or ssh://user@host)"
+        )
 
 
 def _registry_auth(settings: Settings) -> list[docker.ProviderRegistryAuthArgs] | None:
@@ -29,6 +55,16 @@ def _registry_auth(settings: Settings) -> list[docker.ProviderRegistryAuthArgs] 
             password=pulumi.Output.secret(settings.registry_token.get_secret_value()),
         )
     ]
+
+
+def _ssh_options(settings: Settings) -> list[str] | None:
+    """The provider's own `ssh` checks `sshHostKey` strictly, on the port the one-shot commands use."""
+    ssh = settings.ssh
+    if ssh is None:
+        return None
+    if settings.ssh_host_key is None:  # the settings refuse an ssh:// dockerHost without it
+        raise ValueError("an ssh:// dockerHost needs sshHostKey")
+    return provider_ssh_options(settings.ssh_host_key, ssh.port)
 
 
 @dataclass(frozen=True)
@@ -47,12 +83,11 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentineliq:platform:Platform", name, None, opts)
         settings, names = args.settings, args.names
-        remote = settings.ssh is not None
         self.provider = docker.Provider(
             f"{name}-docker",
             docker.ProviderArgs(
                 host=settings.docker_host,
-                ssh_opts=SSH_OPTIONS if remote else None,
+                ssh_opts=_ssh_options(settings),
                 registry_auth=_registry_auth(settings),
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -38,6 +38,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
 from .provider_forms import cpus_input
+from .ssh import parse_host_key
 
 NAMESPACE = "sentineliq"
 
@@ -516,6 +517,12 @@ class Settings(_Section):
         example="< ~/.ssh/id_ed25519",
         default=None,
     )
+    ssh_host_key: Annotated[str, AfterValidator(parse_host_key)] | None = key(
+        "the Docker host's SSH public key line (ed25519 or ECDSA, as in known_hosts), checked on every connection;"
+        " required with an ssh:// dockerHost",
+        example='"$(cat ssh_host_ed25519_key.pub)"',
+        default=None,
+    )
     app_url: Annotated[str, AfterValidator(_url)] = key(
         "public URL of the web client (the server's WASP_WEB_CLIENT_URL; with edge.tls acme, its host gets a "
         "certificate)",
@@ -737,8 +744,10 @@ def _cross_key_problems(data: Mapping[str, Any]) -> list[Problem]:
     for present, missing in (("registryUsername", "registryToken"), ("registryToken", "registryUsername")):
         if present in data and missing not in data:
             problems.append(Problem(missing, f"is required when {NAMESPACE}:{present} is set", _fix(missing)))
-    if str(data.get("dockerHost", "")).startswith("ssh://") and "sshPrivateKey" not in data:
-        problems.append(Problem("sshPrivateKey", "is required when dockerHost is ssh://...", _fix("sshPrivateKey")))
+    if str(data.get("dockerHost", "")).startswith("ssh://"):
+        for required in ("sshPrivateKey", "sshHostKey"):
+            if required not in data:
+                problems.append(Problem(required, "is required when dockerHost is ssh://...", _fix(required)))
     edge = data.get("edge")
     if isinstance(edge, dict) and edge.get("tls") == "acme" and "acmeEmail" not in edge:
         problems.append(Problem("edge.acmeEmail", "is required when edge.tls is acme", _fix("edge.acmeEmail")))

@@ -11,6 +11,7 @@ It exits 0 when every service is running and healthy, 1 otherwise, 2 when Docker
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 
 from .naming import LABEL_PREFIX
 from .offline import stack_file_config
+from .platform import LOCAL_ENGINE_ENVIRONMENT
 from .settings import NAMESPACE, SERVICE_NAMES
 
 
@@ -44,8 +46,12 @@ class DockerUnavailableError(RuntimeError):
 
 def _docker(host: str | None, *args: str) -> str:
     command = ["docker", *(["--host", host] if host else []), *args]
+    # Without a host: the provider's local engine, never the docker CLI's current context.
+    environment = {**os.environ, **LOCAL_ENGINE_ENVIRONMENT}
     try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)  # noqa: S603
+        result = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, check=False, timeout=60, env=environment
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise DockerUnavailableError(f"cannot run docker: {error}") from error
     if result.returncode != 0:

@@ -39,6 +39,9 @@ TEST_SECRETS: dict[str, str] = {
     "jwtSecret": "jwt-signing-secret-0008-0123456789abcdefgh",
 }
 
+SSH_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpqfhfsW2a+VDTSi5SZdDrN9peZrKaKqYlCis2L08ya"
+"""A real ed25519 public key (made by ssh-keygen) standing for an ssh:// Docker host's key."""
+
 LAST_REGISTRATIONS: list[Registration] = []
 """What the latest `deploy` registered, kept even when the program failed."""
 
@@ -167,7 +170,11 @@ STACK_VARIANTS: dict[str, Callable[[], Deployment]] = {
     "prod adopting compose volumes": lambda: deploy_stack("prod", volumeNames=json.dumps(ADOPTED_VOLUMES)),
     "prod on a remote host, private registry": lambda: deploy_with(
         "prod",
-        plain={"dockerHost": "ssh://deploy@docker-1.example.com", "registryUsername": "ci-bot"},
+        plain={
+            "dockerHost": "ssh://deploy@docker-1.example.com",
+            "sshHostKey": SSH_HOST_KEY,
+            "registryUsername": "ci-bot",
+        },
         sshPrivateKey=SSH_KEY,
         registryToken="ghp-token-0123456789",
     ),

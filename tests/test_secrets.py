@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from harness import (
     PROJECT,
+    SSH_HOST_KEY,
     TEST_SECRETS,
     Deployment,
     deploy,
@@ -39,6 +40,7 @@ def everything(remote: bool, stack: str) -> tuple[Deployment, dict[str, str]]:
     config[f"{PROJECT}:registryUsername"] = "ci-bot"
     if remote:
         config[f"{PROJECT}:dockerHost"] = "ssh://deploy@docker-1.example.com"
+        config[f"{PROJECT}:sshHostKey"] = SSH_HOST_KEY
     return deploy(config, secret_keys, stack=stack), secrets
 
 

@@ -7,7 +7,7 @@ import json
 import harness
 import pulumi
 import pytest
-from harness import PROJECT, TEST_SECRETS, deploy, stack_config, with_secrets
+from harness import PROJECT, SSH_HOST_KEY, TEST_SECRETS, deploy, stack_config, with_secrets
 
 from sentinel_infra.settings import Settings, collect_problems, is_secret
 
@@ -259,7 +259,7 @@ def test_registry_credentials_come_in_pairs() -> None:
 
 
 def test_an_ssh_engine_needs_a_private_key() -> None:
-    ssh = {"dockerHost": "ssh://deploy@10.0.0.5:2222"}
+    ssh = {"dockerHost": "ssh://deploy@10.0.0.5:2222", "sshHostKey": SSH_HOST_KEY}
     assert secret_problems(ssh, sshPrivateKey=SSH_KEY) == {}
     assert secret_problems(ssh)["sshPrivateKey"] == (
         "is required when dockerHost is ssh://...",
@@ -275,7 +275,7 @@ def test_every_problem_at_once_across_rules() -> None:
         {"dockerHost": "ssh://deploy@h", "registryUsername": "bot", "appUrl": "ftp://x", "s3Bucket": "UP"},
         jwtSecret="short-jwt",
     )
-    assert set(problems) == {"sshPrivateKey", "registryToken", "appUrl", "s3Bucket", "jwtSecret"}
+    assert set(problems) == {"sshPrivateKey", "sshHostKey", "registryToken", "appUrl", "s3Bucket", "jwtSecret"}
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,17 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import PROJECT, TEST_SECRETS, Deployment, Secret, deploy, secret_forms, stack_config, with_secrets
+from harness import (
+    PROJECT,
+    SSH_HOST_KEY,
+    TEST_SECRETS,
+    Deployment,
+    Secret,
+    deploy,
+    secret_forms,
+    stack_config,
+    with_secrets,
+)
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from syrupy.location import PyTestLocation
@@ -54,7 +64,11 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     "dev": Variant("dev"),
     "prod": Variant("prod"),
-    "prod-ssh": Variant("prod", {"dockerHost": "ssh://deploy@docker-1.example.com"}, {"sshPrivateKey": SSH_KEY}),
+    "prod-ssh": Variant(
+        "prod",
+        {"dockerHost": "ssh://deploy@docker-1.example.com", "sshHostKey": SSH_HOST_KEY},
+        {"sshPrivateKey": SSH_KEY},
+    ),
     "prod-private-registry": Variant(
         "prod", {"registryUsername": "ci-bot"}, {"registryToken": "ghp_registry-token-0009"}
     ),

@@ -10,6 +10,7 @@ import pytest
 from harness import (
     PROJECT,
     ROOT,
+    SSH_HOST_KEY,
     TEST_SECRETS,
     Deployment,
     Secret,
@@ -37,6 +38,7 @@ def remote(plain: dict[str, str] | None = None, **secrets: str) -> Deployment:
     """The prod stack on an ssh:// engine, with extra plain keys and secrets."""
     config, secret_keys = with_secrets(stack_config("prod"), {**TEST_SECRETS, "sshPrivateKey": SSH_KEY, **secrets})
     config[f"{PROJECT}:dockerHost"] = "ssh://deploy@docker-1.example.com:2222"
+    config[f"{PROJECT}:sshHostKey"] = SSH_HOST_KEY
     config.update({f"{PROJECT}:{k}": v for k, v in (plain or {}).items()})
     return deploy(config, secret_keys, stack="prod")
 
@@ -130,7 +132,7 @@ def test_the_database_url_reaches_the_migration_on_stdin_only(prod: Deployment) 
     migrate = prod.named("migrate-command")
     url = f"postgresql://sentineliq:{TEST_SECRETS['postgresPassword']}@postgres:5432/sentineliq"
     assert migrate.inputs["stdin"] == Secret(url + "\n")
-    assert "environment" not in migrate.inputs
+    assert migrate.inputs["environment"] == {"DOCKER_CONTEXT": "default"}, "nothing but the engine's selection"
     assert "DATABASE_URL=" not in migrate.inputs["create"]
     assert TEST_SECRETS["postgresPassword"] not in migrate.inputs["create"]
     assert {"stdout", "stderr"} <= set(migrate.additional_secret_outputs)
@@ -387,7 +389,7 @@ def test_the_tag_stays_visible_in_labels_and_outputs(prod: Deployment) -> None:
     assert labels["client"]["io.sentineliq.image"] == "ghcr.io/killsearch/saas-client:main"
     # Only the digest-pinned images need it; a label on the others would replace them once for nothing.
     # (every server replica runs the server image).
-    assert [s for s, found in labels.items() if "io.sentineliq.image" in found] == ["server", "server-2", "client"]
+    assert {s for s, found in labels.items() if "io.sentineliq.image" in found} == {"server", "server-2", "client"}
     assert prod.outputs["images"]["server"] == "ghcr.io/killsearch/saas-server:main"
     assert prod.outputs["images"]["postgres"] == "postgres:16-alpine"
     digest = registry_digest("ghcr.io/killsearch/saas-server:main")
