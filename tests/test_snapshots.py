@@ -50,7 +50,8 @@ class Variant:
     secrets: Mapping[str, str] = field(default_factory=dict)
 
 
-# Adding a variant is adding a line; then run the update command above and review the new file.
+# Adding a variant is adding a line; then run the update command above and review the new file. The edge's TLS
+# modes: selfSigned in dev, acme in prod, external here.
 VARIANTS: dict[str, Variant] = {
     "dev": Variant("dev"),
     "prod": Variant("prod"),
@@ -58,6 +59,7 @@ VARIANTS: dict[str, Variant] = {
     "prod-private-registry": Variant(
         "prod", {"registryUsername": "ci-bot"}, {"registryToken": "ghp_registry-token-0009"}
     ),
+    "prod-edge-external": Variant("prod", {"edge": json.dumps({"tls": "external", "trustedProxies": ["10.0.0.0/8"]})}),
 }
 
 IGNORED_OPTIONS = {
