@@ -229,7 +229,9 @@ def rendered(name: str) -> str:
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_registrations(name: str, snapshot_yaml: SnapshotAssertion) -> None:
     """What the variant registers equals its committed snapshot (after an intended change: the update command)."""
-    assert rendered(name) == snapshot_yaml, f"the registrations changed: if intended, run `{UPDATE}` and review the diff"
+    assert rendered(name) == snapshot_yaml, (
+        f"the registrations changed: if intended, run `{UPDATE}` and review the diff"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
