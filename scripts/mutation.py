@@ -264,17 +264,26 @@ def campaign(
             copy = Path(scratch) / f"worker-{worker}"
             make_copy(root, copy)
             copies.put(copy)
-        if baseline and runnable:
+        broken = threading.Event()
+
+        def check_baseline() -> str:
+            """Every selected test passes without a mutant (else a kill would prove nothing); "" when they do.
+
+            It runs as the first job, beside the mutants: their verdicts only count once it has passed."""
             every = expand(root, [t for m in runnable for t in selections[m.id]])
             copy = copies.get()
-            print(f"baseline: {len(every)} test files on the unmutated copy ...", file=sys.stderr, flush=True)
-            status, detail = run_tests(copy, every, timeout * 2)
-            copies.put(copy)
-            if status != "passed":
-                raise SystemExit(f"mutation: the tests fail without any mutant ({detail}); fix them first")
+            try:
+                print(f"baseline: {len(every)} test files on the unmutated copy ...", file=sys.stderr, flush=True)
+                status, detail = run_tests(copy, every, timeout * 2)
+            finally:
+                copies.put(copy)
+            if status == "passed":
+                return ""
+            broken.set()
+            return detail
 
         def one(mutant: Mutant) -> Result:
-            if STOPPING.is_set():
+            if STOPPING.is_set() or broken.is_set():
                 return Result(mutant.id, mutant.file, "error", mutant.why, "the campaign was stopped")
             copy = copies.get()
             try:
@@ -288,11 +297,15 @@ def campaign(
 
         results: dict[str, Result] = {}
         with ThreadPoolExecutor(max_workers=copies.qsize()) as pool:
+            checked = pool.submit(check_baseline) if baseline and runnable else None
             for result in pool.map(one, runnable):
                 print(f"{result.outcome:>10}  {result.id}  ({result.seconds} s) {result.detail}", file=sys.stderr)
                 results[result.id] = result
                 if progress is not None:
                     progress.write_text(json.dumps([asdict(r) for r in results.values()], indent=2) + "\n")
+            failure = checked.result() if checked is not None else ""
+        if failure:
+            raise SystemExit(f"mutation: the tests fail without any mutant ({failure}); fix them first")
         for mutant in mutants:
             if stale[mutant.id]:
                 yield Result(mutant.id, mutant.file, "stale", mutant.why, stale[mutant.id])

@@ -90,7 +90,7 @@ def test_each_verdict_and_the_score(tiny: Path) -> None:
     # A hint that is no test (an earlier run's, since renamed) falls back to the whole selection.
     hints = {"wrong-answer": "tests/test_app.py::test_answer", "unnoticed": "tests/test_app.py::test_renamed"}
     before = fingerprint(tiny)
-    verdicts = mutation.campaign(tiny, suites, mutants, jobs=2, timeout=300, baseline=False, hints=hints)
+    verdicts = mutation.campaign(tiny, suites, mutants, jobs=2, timeout=300, baseline=True, hints=hints)
     results = {r.id: r for r in verdicts}
     assert fingerprint(tiny) == before, "the campaign changed the working tree"
     outcomes = {name: result.outcome for name, result in results.items()}
