@@ -118,6 +118,18 @@ def test_a_mutant_that_hangs_is_stopped_and_counts_as_killed(tiny: Path) -> None
     assert result.seconds < 60
 
 
+def test_a_kill_by_a_test_that_fails_anyway_does_not_count(tiny: Path) -> None:
+    """A flaky (here: always failing) test kills nothing: the killing test must pass without the mutant."""
+    (tiny / "tests" / "test_flaky.py").write_text("def test_flaky():\n    assert False\n")
+    suites = [mutation.Suite(("*.py",), ("tests/test_flaky.py",))]
+    mutants = [mutation.Mutant("any", "app.py", "return 42", "return 41", "")]
+    (result,) = mutation.campaign(tiny, suites, mutants, jobs=1, timeout=300, baseline=False)
+    assert (result.outcome, result.detail) == (
+        "error",
+        "tests/test_flaky.py::test_flaky fails without the mutant too (flaky?)",
+    )
+
+
 def test_a_failing_baseline_stops_the_campaign(tiny: Path) -> None:
     (tiny / "app.py").write_text("def answer():\n    return 0\n")
     suites = [mutation.Suite(("*.py",), ("tests/test_*.py",))]
