@@ -14,11 +14,13 @@ from typing import Any
 
 import pulumi_docker as docker
 import pytest
+from google.protobuf import json_format, struct_pb2
 from harness import (
     ROOT,
     TEST_SECRETS,
     Deployment,
     Registration,
+    Secret,
     deploy,
     deploy_stack,
     stack_config,
@@ -27,7 +29,10 @@ from harness import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy import EnforcementLevel, PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
+from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 from sentineliq_policy import docker_cli
 from sentineliq_policy.rules import (
@@ -168,6 +173,9 @@ def test_the_one_shot_lines_are_read_as_the_containers_they_start(prod: Deployme
         ("--cap-drop=ALL", "drop-capabilities"),
         ("--security-opt=no-new-privileges:true", "no-new-privileges"),
         ("--network=sentineliq-prod-network", "stack-network"),
+        ("--memory=1g", "memory-limit"),
+        ("--cpus=1", "cpu-limit"),
+        ("--pids-limit=512", "pids-limit"),
     ],
 )
 def test_dropping_a_hardening_flag_from_a_real_one_shot_line_fails(prod: Deployment, flag: str, rule: str) -> None:
@@ -399,6 +407,7 @@ CONTAINER_CASES: list[tuple[str, str, str, Mutation, bool]] = [
     ("default-cgroup", "empty", "postgres", _set(cgroupParent=""), False),
     # drop-capabilities
     ("drop-capabilities", "nothing dropped", "postgres", _caps(drops=()), True),
+    ("drop-capabilities", "one dropped", "postgres", _caps(drops=("NET_RAW",)), True),
     ("drop-capabilities", "drop all (lower case)", "postgres", _caps(drops=("all",)), False),
     ("drop-capabilities", "add ALL", "postgres", _caps(adds=["ALL"]), True),
     ("drop-capabilities", "add SYS_ADMIN", "postgres", _caps(adds=["SYS_ADMIN"]), True),
@@ -758,7 +767,7 @@ def test_protected_volumes_by_stack(prod: Deployment) -> None:
 
 RUN = (
     "docker run --rm --interactive --network=sentineliq-prod-network --security-opt=no-new-privileges:true "
-    "--cap-drop=ALL"
+    "--cap-drop=ALL --memory=1g --memory-swap=1g --cpus=1 --pids-limit=512"
 )
 IMAGE_ID = "sha256:" + "ab" * 32
 
@@ -801,6 +810,16 @@ COMMAND_CASES: list[tuple[str, str, bool]] = [
     (f"{RUN} --security-opt label=disable {IMAGE_ID}", "security-profiles", True),
     (f"{RUN} --security-opt=no-new-privileges:false {IMAGE_ID}", "no-new-privileges", True),
     (f"docker run --rm --network=sentineliq-prod-network --cap-drop=ALL {IMAGE_ID}", "no-new-privileges", True),
+    (f"{RUN} {IMAGE_ID}", "memory-limit", False),
+    (f"{RUN.replace(' --memory=1g', '')} {IMAGE_ID}", "memory-limit", True),
+    (f"{RUN} -m 0 {IMAGE_ID}", "memory-limit", True),
+    (f"{RUN} --memory-swap=-1 {IMAGE_ID}", "memory-limit", True),
+    (f"{RUN} {IMAGE_ID}", "cpu-limit", False),
+    (f"{RUN.replace(' --cpus=1', '')} {IMAGE_ID}", "cpu-limit", True),
+    (f"{RUN} --cpus=0 {IMAGE_ID}", "cpu-limit", True),
+    (f"{RUN} {IMAGE_ID}", "pids-limit", False),
+    (f"{RUN.replace(' --pids-limit=512', '')} {IMAGE_ID}", "pids-limit", True),
+    (f"{RUN} --pids-limit=-1 {IMAGE_ID}", "pids-limit", True),
     (f"{RUN} --restart=always {IMAGE_ID}", "restart-policy", True),
     (f"{RUN} --restart=no {IMAGE_ID}", "restart-policy", False),
     (f"{RUN} -p 127.0.0.1:8080:80 {IMAGE_ID}", "public-ports", True),
@@ -850,6 +869,10 @@ COMMAND_CASES: list[tuple[str, str, bool]] = [
     (f"{RUN} \\\n --privileged {IMAGE_ID}", "no-privileged", True),
     (f"X=1 docker --host ssh://u@h container run --privileged {IMAGE_ID}", "no-privileged", True),
     (f"/usr/bin/docker create --privileged {IMAGE_ID}", "no-privileged", True),
+    (f"env DOCKER_HOST=unix:///run/docker.sock {RUN} --privileged {IMAGE_ID}", "no-privileged", True),
+    (f"env DOCKER_HOST=unix:///run/docker.sock {RUN} {IMAGE_ID}", "one-shot-commands", False),
+    ("env -i sh -c 'docker run --privileged x'", "one-shot-commands", True),
+    ("env", "one-shot-commands", True),
 ]
 
 
@@ -1073,8 +1096,10 @@ def test_the_rules_read_the_providers_property_names() -> None:
     in a rule cannot silently read nothing."""
     source = (ROOT / "policy" / "sentineliq_policy" / "rules.py").read_text()
     read = set(re.findall(r'props\.get\("([A-Za-z]+)"\)', source)) | {prop for prop, _ns, _ok in NAMESPACE_MODES}
-    # utsMode is no docker.Container input (the provider cannot share the host's UTS namespace): `--uts` can.
-    assert read - {"driver", "driverOpts", "interpreter", "utsMode"} <= CONTAINER_PROPS, read - CONTAINER_PROPS
+    # utsMode and pidsLimit are no docker.Container inputs: only `docker run --uts`, `--pids-limit` set them.
+    assert read - {"driver", "driverOpts", "interpreter", "utsMode", "pidsLimit"} <= CONTAINER_PROPS, (
+        read - CONTAINER_PROPS
+    )
     assert {"privileged", "securityOpts", "capabilities", "mounts", "volumes", "ports"} <= read
     assert set(re.findall(r'"(device[A-Z]\w*|devices|gpus)"', source)) == {
         "devices",
@@ -1119,3 +1144,58 @@ def test_data_services_are_not_held_to_rolling_deploys() -> None:
     postgres_container = deploy_stack("prod").containers()["postgres"]
     assert postgres_container.delete_before_replace and postgres_container.plain("ports") is None
     assert "rolling-app-deploys" not in violations(postgres_container)
+
+
+# --- through pulumi_policy's own analyzer -------------------------------------------------------------------------
+
+
+def _engine_value(value: Any) -> Any:
+    """An input as the engine sends it to an analyzer: JSON, with secrets under Pulumi's secret signature."""
+    if isinstance(value, Secret):
+        return {rpc._special_sig_key: rpc._special_secret_sig, "value": _engine_value(value.value)}
+    if isinstance(value, dict):
+        return {k: _engine_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_engine_value(v) for v in value]
+    return value
+
+
+def analyze(resource: Registration, inputs: dict[str, Any] | None = None) -> list[Any]:
+    """The diagnostics of pulumi_policy's analyzer servicer (what `pulumi preview --policy-pack` runs behind gRPC)
+    for one resource: the real deserialisation, unknown-value proxy, config and enforcement levels."""
+    servicer = _PolicyAnalyzerServicer("sentineliq", "1", policies(), EnforcementLevel.MANDATORY)
+    properties = struct_pb2.Struct()
+    json_format.ParseDict(_engine_value(resource.inputs if inputs is None else inputs), properties)
+    options = analyzer_pb2.AnalyzerResourceOptions(
+        protect=resource.protect,
+        deleteBeforeReplace=bool(resource.delete_before_replace),
+        deleteBeforeReplaceDefined=resource.delete_before_replace_defined,
+    )
+    request = analyzer_pb2.AnalyzeRequest(
+        type=resource.type, properties=properties, urn=resource.urn, name=resource.name, options=options
+    )
+    return list(servicer.Analyze(request, None).diagnostics)
+
+
+def test_the_stack_through_the_analyzer(prod: Deployment) -> None:
+    for resource in prod.resources:
+        assert analyze(resource) == [], resource.name
+
+
+def test_violations_and_unknowns_through_the_analyzer(prod: Deployment) -> None:
+    postgres_container = prod.named("postgres-container")
+    bad = {
+        **postgres_container.inputs,
+        "privileged": "true",
+        "volumes": [{"hostPath": "//etc/", "containerPath": "/h"}],
+    }
+    mandatory = {d.policyName for d in analyze(postgres_container, bad) if d.enforcementLevel == analyzer_pb2.MANDATORY}
+    assert mandatory == {"no-privileged", "no-sensitive-mounts"}
+    # During a preview the image id is not known yet: the rule reports that it cannot run, it does not block.
+    unknown = analyze(postgres_container, {**postgres_container.inputs, "image": UNKNOWN_STRING_VALUE})
+    assert [(d.policyName, d.enforcementLevel) for d in unknown] == [("pinned-container-image", analyzer_pb2.ADVISORY)]
+    assert "during preview" in unknown[0].message
+    migrate = prod.named("migrate-command")
+    line = unwrap(migrate.inputs)["create"].replace("--cap-drop=ALL", "--cap-drop=ALL --privileged", 1)
+    found = analyze(migrate, {**migrate.inputs, "create": line})
+    assert [(d.policyName, d.enforcementLevel) for d in found] == [("no-privileged", analyzer_pb2.MANDATORY)]

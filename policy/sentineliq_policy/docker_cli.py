@@ -21,6 +21,7 @@ from typing import Any
 
 from .values import byte_size, flag
 
+ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
 CONTROL = (";", "&", "&&", "|", "||", "(", ")", "\n", ";;", "|&", ";&")
 RESERVED = ("if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}")
 HARMLESS = ("echo", "printf", "true", "false", "exit", ":", "test", "[")
@@ -244,7 +245,7 @@ def _simple_commands(words: list[str]) -> Iterator[list[str]]:
             skip = True
             if command and command[-1].isdigit():
                 command.pop()
-        elif not command and (word in RESERVED or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word, re.DOTALL)):
+        elif not command and (word in RESERVED or ASSIGNMENT.fullmatch(word)):
             continue
         else:
             command.append(word)
@@ -542,6 +543,16 @@ def _docker(args: list[str], reading: Reading) -> None:
         reading.problems.append(f"runs docker {shown}, which the pack cannot check")
 
 
+def _without_env(command: list[str]) -> list[str]:
+    """`env NAME=value … docker …` (how a line may point docker at an engine): the command env runs."""
+    if command[0].rsplit("/", 1)[-1] != "env":
+        return command
+    rest = command[1:]
+    while rest and ASSIGNMENT.fullmatch(rest[0]):
+        rest = rest[1:]
+    return rest
+
+
 def read(line: str) -> Reading:
     """Every container a shell command line starts, as properties, and what the pack could not read."""
     reading = Reading()
@@ -557,10 +568,11 @@ def read(line: str) -> Reading:
     except ValueError:
         reading.problems.append("has a shell operator the pack cannot read")
         return reading
-    for command in commands:
-        program = command[0].rsplit("/", 1)[-1]
+    for words in commands:
+        command = _without_env(words)
+        program = command[0].rsplit("/", 1)[-1] if command else "env"
         if program == "docker":
             _docker(command[1:], reading)
-        elif command[0] not in HARMLESS:
+        elif not command or command[0] not in HARMLESS:
             reading.problems.append(f"runs {_shown(program)}, which the pack cannot check")
     return reading

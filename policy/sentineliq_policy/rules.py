@@ -503,6 +503,13 @@ def _cpu_limit(s: Subject) -> Iterator[str]:
         yield "has no CPU limit. Fix: set cpus above 0 (sentineliq:resources.<service>.cpus)"
 
 
+def _pids_limit(s: Subject) -> Iterator[str]:
+    # pulumi-docker's Container has no pids limit input (kreuzwerker does not expose PidsLimit): one-shots only.
+    limit = integer(s.props.get("pidsLimit"))
+    if s.one_shot and (limit is None or limit <= 0):
+        yield "has no PIDs limit. Fix: --pids-limit on the one-shot's docker run"
+
+
 def _healthcheck(s: Subject) -> Iterator[str]:
     tests = [text(test) for test in items(fields(s.props.get("healthcheck")).get("tests"))]
     if len(tests) < 2 or tests[0] not in ("CMD", "CMD-SHELL") or not any(tests[1:]):
@@ -713,8 +720,24 @@ RULES: Sequence[Rule] = (
         _containers(_no_new_privileges),
         one_shots=True,
     ),
-    Rule("memory-limit", "CIS 5.11: every container has a memory limit.", _containers(_memory_limit)),
-    Rule("cpu-limit", "CIS 5.12: every container has a CPU limit.", _containers(_cpu_limit)),
+    Rule(
+        "memory-limit",
+        "CIS 5.11: every container, one-shots included, has a memory limit.",
+        _containers(_memory_limit),
+        one_shots=True,
+    ),
+    Rule(
+        "cpu-limit",
+        "CIS 5.12: every container, one-shots included, has a CPU limit.",
+        _containers(_cpu_limit),
+        one_shots=True,
+    ),
+    Rule(
+        "pids-limit",
+        "CIS 5.29: a one-shot container has a PIDs limit (a docker.Container has no such input).",
+        _containers(_pids_limit),
+        one_shots=True,
+    ),
     Rule("healthcheck", "CIS 5.27: every container has a health check.", _containers(_healthcheck)),
     Rule(
         "restart-policy",

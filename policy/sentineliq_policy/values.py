@@ -163,6 +163,7 @@ SENSITIVE_TREES = (
     "/sys",
     "/tmp",  # noqa: S108 - refusing it
     "/usr",
+    "/var/cache",
     "/var/lib",
     "/var/log",
     "/var/mail",
@@ -173,7 +174,7 @@ SENSITIVE_TREES = (
 )
 """Host directories a container never gets, nor anything below them: the system and its binaries and libraries,
 kernel interfaces (/proc, /sys, /dev), runtime state and sockets (/run), every engine's and database's state
-(/var/lib: docker, containerd, kubelet, the host's own PostgreSQL), logs, root's home, cron and mail spools, and
+(/var/lib: docker, containerd, kubelet, the host's own PostgreSQL), caches, logs, root's home, cron and mail spools, and
 the world-writable /tmp and /var/tmp (another user there can plant a symlink that Docker follows)."""
 
 SENSITIVE_DIRECTORIES = ("/home", "/media", "/mnt", "/opt", "/srv", "/var", "/var/backups")
