@@ -733,6 +733,10 @@ OTHER_CASES: list[tuple[str, str, dict[str, Any], bool]] = [
     ("no-sensitive-mounts", VOLUME, {"driver": "nfs-plugin"}, True),
     ("no-sensitive-mounts", VOLUME, {"driver": "local", "driverOpts": {"o": "bind", "device": "/srv/data"}}, False),
     ("no-sensitive-mounts", VOLUME, {"name": "sentineliq-prod-postgres-data"}, False),
+    ("no-sensitive-mounts", "command:remote:CopyToRemote", {"remotePath": "/./etc/sudoers.d/x"}, True),
+    ("no-sensitive-mounts", "command:remote:CopyFile", {"remotePath": "/root/.ssh/authorized_keys"}, True),
+    ("no-sensitive-mounts", "command:remote:CopyToRemote", {"remotePath": "/srv/sentineliq/kibana.yml"}, False),
+    ("no-sensitive-mounts", "command:remote:CopyToRemote", {"remotePath": "sentineliq/kibana.yml"}, False),
     ("pinned-images", IMAGE, {"name": "postgres"}, True),
     ("pinned-images", IMAGE, {"name": "postgres:latest"}, True),
     ("pinned-images", IMAGE, {"name": "registry:5000/team/app"}, True),
@@ -1096,10 +1100,9 @@ def test_the_rules_read_the_providers_property_names() -> None:
     in a rule cannot silently read nothing."""
     source = (ROOT / "policy" / "sentineliq_policy" / "rules.py").read_text()
     read = set(re.findall(r'props\.get\("([A-Za-z]+)"\)', source)) | {prop for prop, _ns, _ok in NAMESPACE_MODES}
+    others = {"driver", "driverOpts", "interpreter", "remotePath"}  # of a Volume, a Command, a remote copy
     # utsMode and pidsLimit are no docker.Container inputs: only `docker run --uts`, `--pids-limit` set them.
-    assert read - {"driver", "driverOpts", "interpreter", "utsMode", "pidsLimit"} <= CONTAINER_PROPS, (
-        read - CONTAINER_PROPS
-    )
+    assert read - others - {"utsMode", "pidsLimit"} <= CONTAINER_PROPS, read - CONTAINER_PROPS
     assert {"privileged", "securityOpts", "capabilities", "mounts", "volumes", "ports"} <= read
     assert set(re.findall(r'"(device[A-Z]\w*|devices|gpus)"', source)) == {
         "devices",

@@ -58,6 +58,7 @@ PLUGIN = "docker:index/plugin:Plugin"
 LOCAL_COMMAND = "command:local:Command"
 REMOTE_COMMAND = "command:remote:Command"
 COMMANDS = (LOCAL_COMMAND, REMOTE_COMMAND)
+REMOTE_COPIES = ("command:remote:CopyToRemote", "command:remote:CopyFile")
 SERVICE_LABEL = "io.sentineliq.service"
 
 PUBLIC_PORTS: dict[str, list[int]] = {"edge": [8000, 8001, 8080, 8443]}
@@ -471,6 +472,12 @@ def _no_sensitive_mounts(s: Subject) -> Iterator[str]:
         yield from _mount_entry(fields(mount))
 
 
+def _remote_copy(s: Subject) -> Iterator[str]:
+    path = text(s.props.get("remotePath"))
+    if path.startswith("/"):
+        yield from _bind_source(path, "copies a file into")
+
+
 def _volume_device(s: Subject) -> Iterator[str]:
     yield from _local_driver(s.props.get("driver"), fields(s.props.get("driverOpts")), "is a volume that")
 
@@ -684,8 +691,8 @@ RULES: Sequence[Rule] = (
     Rule(
         "no-sensitive-mounts",
         "CIS 5.6, 5.32: no sensitive host directory (normalised: /./etc is /etc), never a socket, a credentials "
-        "folder, another container's volumes or a bind hidden in a volume's driver options.",
-        {CONTAINER: _no_sensitive_mounts, VOLUME: _volume_device},
+        "folder, another container's volumes or a bind hidden in a volume's driver options; no file copied there.",
+        {CONTAINER: _no_sensitive_mounts, VOLUME: _volume_device, **dict.fromkeys(REMOTE_COPIES, _remote_copy)},
         one_shots=True,
     ),
     Rule(
