@@ -19,7 +19,9 @@ reviewed data; the run is deterministic (fixed hash and Hypothesis seeds, catalo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -28,9 +30,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,7 +78,8 @@ class Result:
     id: str
     file: str
     outcome: str
-    """killed, timeout (counted as killed), survived, equivalent (survived as declared), stale (did not apply)."""
+    """killed, timeout (counted as killed), survived, equivalent (survived as declared), stale (did not apply),
+    error (the tests could not run: not counted, listed)."""
     why: str
     detail: str = ""
     seconds: float = 0.0
@@ -149,7 +153,11 @@ def python(root: Path) -> str:
 
 
 def run_tests(copy: Path, tests: Sequence[str], timeout: float) -> tuple[str, str]:
-    """`passed`, `failed` or `timeout`, and the first failing test (or the output's tail)."""
+    """`passed`, `failed`, `timeout` or `error`, and the first failing test (or the output's tail).
+
+    pytest exits 1 when a test failed and 2 when collecting failed (a mutant that breaks an import): both kill.
+    Any other code (no such test, no test collected, a usage error) says nothing about the mutant.
+    """
     with subprocess.Popen(  # noqa: S603 - the project's own interpreter and test files
         [python(copy), *PYTEST, *tests],
         cwd=copy,
@@ -159,19 +167,36 @@ def run_tests(copy: Path, tests: Sequence[str], timeout: float) -> tuple[str, st
         text=True,
         start_new_session=True,
     ) as process:
+        RUNNING.add(process.pid)
         try:
             output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             return "timeout", f"no result after {timeout:.0f} s"
+        finally:
+            RUNNING.discard(process.pid)
     if process.returncode == 0:
         return "passed", ""
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", output, flags=re.MULTILINE)
-    if failed:
-        return "failed", failed[0]
     tail = " | ".join(output.strip().splitlines()[-3:])
-    return "failed", tail
+    if process.returncode not in (1, 2):
+        return "error", f"pytest exited {process.returncode}: {tail}"
+    failed = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", output, flags=re.MULTILINE)
+    return "failed", failed[0] if failed else tail
+
+
+RUNNING: set[int] = set()
+"""Process groups of the pytest runs under way (each in a session of its own, so a timeout kills its children)."""
+STOPPING = threading.Event()
+
+
+def stop(signum: int, _frame: object) -> None:
+    """On SIGTERM or SIGINT: kill the test runs under way, so the workers return and the copies are removed."""
+    STOPPING.set()
+    for group in list(RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    raise SystemExit(128 + signum)
 
 
 def applies(root: Path, mutant: Mutant) -> str:
@@ -187,27 +212,55 @@ def applies(root: Path, mutant: Mutant) -> str:
     return ""
 
 
-def run_mutant(copy: Path, mutant: Mutant, tests: Sequence[str], timeout: float) -> Result:
+def run_mutant(copy: Path, mutant: Mutant, tests: Sequence[str], timeout: float, hint: str = "") -> Result:
+    """Apply the mutant to the copy, run the hinted test alone (if any), then, unless it failed, the whole
+    selection; restore the file."""
     path = copy / mutant.file
     original = path.read_text()
     started = time.monotonic()
     try:
         path.write_text(original.replace(mutant.find, mutant.replace))
-        status, detail = run_tests(copy, tests, timeout)
+        status, detail = run_tests(copy, [hint], timeout) if hint else ("passed", "")
+        if status in ("passed", "error"):
+            status, detail = run_tests(copy, tests, timeout)
     finally:
         path.write_text(original)
+    if status == "failed" and "::" in detail:
+        # The kill counts only if the killing test passes without the mutant: a flaky test proves nothing.
+        again, _ = run_tests(copy, [detail], timeout)
+        if again != "passed":
+            status, detail = "error", f"{detail} fails without the mutant too (flaky?)"
     seconds = round(time.monotonic() - started, 1)
     if status == "passed":
         outcome = "equivalent" if mutant.equivalent else "survived"
         detail = mutant.equivalent
     else:
-        outcome = "killed" if status == "failed" else "timeout"
+        outcome = {"failed": "killed", "timeout": "timeout", "error": "error"}[status]
     return Result(mutant.id, mutant.file, outcome, mutant.why, detail, seconds, list(tests))
 
 
+def load_hints(paths: Sequence[Path]) -> dict[str, str]:
+    """The test that killed each mutant in earlier runs (`--json` files): it runs first, alone."""
+    hints: dict[str, str] = {}
+    for path in paths:
+        for entry in json.loads(path.read_text()):
+            if entry["outcome"] == "killed" and "::" in entry["detail"]:
+                hints[entry["id"]] = entry["detail"]
+    return hints
+
+
 def campaign(
-    root: Path, suites: Sequence[Suite], mutants: Sequence[Mutant], *, jobs: int, timeout: float, baseline: bool
+    root: Path,
+    suites: Sequence[Suite],
+    mutants: Sequence[Mutant],
+    *,
+    jobs: int,
+    timeout: float,
+    baseline: bool,
+    hints: Mapping[str, str] | None = None,
+    progress: Path | None = None,
 ) -> Iterator[Result]:
+    """Run the mutants; `progress` receives the results as JSON after each one."""
     stale = {m.id: applies(root, m) for m in mutants}
     runnable = [m for m in mutants if not stale[m.id]]
     selections = {m.id: tests_for(root, m, suites) for m in runnable}
@@ -217,27 +270,48 @@ def campaign(
             copy = Path(scratch) / f"worker-{worker}"
             make_copy(root, copy)
             copies.put(copy)
-        if baseline and runnable:
+        broken = threading.Event()
+
+        def check_baseline() -> str:
+            """Every selected test passes without a mutant (else a kill would prove nothing); "" when they do.
+
+            It runs as the first job, beside the mutants: their verdicts only count once it has passed."""
             every = expand(root, [t for m in runnable for t in selections[m.id]])
             copy = copies.get()
-            print(f"baseline: {len(every)} test files on the unmutated copy ...", file=sys.stderr, flush=True)
-            status, detail = run_tests(copy, every, timeout * 2)
-            copies.put(copy)
-            if status != "passed":
-                raise SystemExit(f"mutation: the tests fail without any mutant ({detail}); fix them first")
+            try:
+                print(f"baseline: {len(every)} test files on the unmutated copy ...", file=sys.stderr, flush=True)
+                status, detail = run_tests(copy, every, timeout * 2)
+            finally:
+                copies.put(copy)
+            if status == "passed":
+                return ""
+            broken.set()
+            return detail
 
         def one(mutant: Mutant) -> Result:
+            if STOPPING.is_set() or broken.is_set():
+                return Result(mutant.id, mutant.file, "error", mutant.why, "the campaign was stopped")
             copy = copies.get()
             try:
-                return run_mutant(copy, mutant, selections[mutant.id], timeout)
+                hint = (hints or {}).get(mutant.id, "")
+                # Only a test of the mutant's own selection, so a hint never widens what may kill it.
+                if hint.split("::", 1)[0] not in selections[mutant.id]:
+                    hint = ""
+                return run_mutant(copy, mutant, selections[mutant.id], timeout, hint)
             finally:
                 copies.put(copy)
 
         results: dict[str, Result] = {}
         with ThreadPoolExecutor(max_workers=copies.qsize()) as pool:
+            checked = pool.submit(check_baseline) if baseline and runnable else None
             for result in pool.map(one, runnable):
                 print(f"{result.outcome:>10}  {result.id}  ({result.seconds} s) {result.detail}", file=sys.stderr)
                 results[result.id] = result
+                if progress is not None:
+                    progress.write_text(json.dumps([asdict(r) for r in results.values()], indent=2) + "\n")
+            failure = checked.result() if checked is not None else ""
+        if failure:
+            raise SystemExit(f"mutation: the tests fail without any mutant ({failure}); fix them first")
         for mutant in mutants:
             if stale[mutant.id]:
                 yield Result(mutant.id, mutant.file, "stale", mutant.why, stale[mutant.id])
@@ -249,6 +323,7 @@ def report(results: Sequence[Result]) -> tuple[str, float]:
     """The score line and the survivors, as printed; and the score in percent."""
     by = {kind: [r for r in results if r.outcome == kind] for kind in ("killed", "timeout", "survived", "equivalent")}
     stale = [r for r in results if r.outcome == "stale"]
+    errors = [r for r in results if r.outcome == "error"]
     killed = len(by["killed"]) + len(by["timeout"])
     counted = killed + len(by["survived"])
     score = 100.0 * killed / counted if counted else 0.0
@@ -257,6 +332,7 @@ def report(results: Sequence[Result]) -> tuple[str, float]:
         f"; {len(by['equivalent'])} equivalent (not counted)"
         + (f"; {len(by['timeout'])} of the killed by timeout" if by["timeout"] else "")
         + (f"; {len(stale)} stale (not run)" if stale else "")
+        + (f"; {len(errors)} could not run their tests" if errors else "")
     ]
     areas = sorted({r.file.split("/")[0] for r in results if r.outcome != "stale"})
     for area in areas:
@@ -272,6 +348,9 @@ def report(results: Sequence[Result]) -> tuple[str, float]:
     if stale:
         lines.append("stale (the catalogue no longer matches the code; update scripts/mutants.toml):")
         lines += [f"  - {r.id}: {r.detail}" for r in stale]
+    if errors:
+        lines.append("errors (the tests did not run; not counted):")
+        lines += [f"  - {r.id}: {r.detail}" for r in errors]
     return "\n".join(lines), score
 
 
@@ -282,27 +361,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant (default 900)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without mutants")
-    parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument("--json", type=Path, help="also write every result to this file (as they come)")
+    parser.add_argument(
+        "--hints", type=Path, action="append", default=[], help="an earlier run's --json: its killing tests run first"
+    )
     parser.add_argument("--fail-under", type=float, default=0, help="exit 1 below this score (percent)")
+    parser.add_argument("--sample", type=int, help="run this many of the selected mutants, chosen by --seed")
+    parser.add_argument("--seed", default="0", help="the sample's seed (the same seed, the same sample)")
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
     args = parser.parse_args(argv)
 
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     suites, mutants = load(args.catalogue)
     if args.only:
         mutants = [m for m in mutants if any(fnmatch.fnmatchcase(m.id, pattern) for pattern in args.only)]
         if not mutants:
             parser.error(f"no mutant matches {', '.join(args.only)}")
+    if args.sample is not None and args.sample < len(mutants):
+        chosen = set(
+            sorted((m.id for m in mutants), key=lambda i: hashlib.sha256(f"{args.seed}:{i}".encode()).digest())[
+                : args.sample
+            ]
+        )
+        mutants = [m for m in mutants if m.id in chosen]
     if args.list:
         for m in mutants:
             print(f"{m.id:<40} {m.file:<40} {m.why}")
         return 0
     print(f"{len(mutants)} mutants of {ROOT}, {args.jobs} at a time", file=sys.stderr, flush=True)
-    results = list(campaign(ROOT, suites, mutants, jobs=args.jobs, timeout=args.timeout, baseline=not args.no_baseline))
+    results = list(
+        campaign(
+            ROOT,
+            suites,
+            mutants,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            baseline=not args.no_baseline,
+            hints=load_hints(args.hints),
+            progress=args.json,
+        )
+    )
     text, score = report(results)
     print(text)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
-    if any(r.outcome == "stale" for r in results):
+    if any(r.outcome in ("stale", "error") for r in results):
         return 2
     return 1 if score < args.fail_under else 0
 

@@ -66,6 +66,12 @@ def _docker(settings: Settings) -> list[str]:
     return ["docker"] if host is None or settings.ssh is not None else ["docker", "--host", host]
 
 
+ONE_SHOT_LIMITS = ("--memory=1g", "--memory-swap=1g", "--cpus=1", "--pids-limit=512")
+"""Every one-shot container's limits, as every service's (CIS 5.11, 5.12, 5.29; the policy pack requires them):
+Prisma's migrate (Node and its schema engine) and the curl-based setup steps need far less than 1 GiB and one
+CPU; the swap limit equal to the memory limit means no swap; 512 processes and threads stop a fork bomb."""
+
+
 def run_command(args: OneShotArgs, purpose: str, image_id: str, network: str) -> str:
     """`docker run` of the script in a new container; the line holds no secret (the tests assert it)."""
     labels = [f"--label={k}={v}" for k, v in args.names.labels(purpose).items()]
@@ -78,6 +84,7 @@ def run_command(args: OneShotArgs, purpose: str, image_id: str, network: str) ->
             f"--network={network}",
             "--security-opt=no-new-privileges:true",
             "--cap-drop=ALL",
+            *ONE_SHOT_LIMITS,
             *labels,
             "--entrypoint=/bin/sh",
             image_id,

@@ -73,6 +73,7 @@ def tiny(tmp_path: Path) -> Path:
     (tmp_path / "slow.py").write_text("import time\n\ntime.sleep(0)\n")
     (tmp_path / "tests" / "test_app.py").write_text(TESTS + "\n\ndef test_slow():\n    import slow  # noqa\n")
     (tmp_path / "tests" / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "tests" / "test_nothing.py").write_text("")
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     return tmp_path
 
@@ -84,9 +85,13 @@ def test_each_verdict_and_the_score(tiny: Path) -> None:
         mutation.Mutant("parenthesised", "app.py", "return 42", "return (42)", "no change", equivalent="same value"),
         mutation.Mutant("unnoticed", "app.py", "return 42", "return 42 if True else 0", "untested branch"),
         mutation.Mutant("gone", "app.py", "return 7", "return 8", "the code moved on"),
+        mutation.Mutant("untestable", "app.py", "42", "43", "no test runs", tests=("tests/test_nothing.py",)),
     ]
+    # A hint that is no test (an earlier run's, since renamed) falls back to the whole selection.
+    hints = {"wrong-answer": "tests/test_app.py::test_answer", "unnoticed": "tests/test_app.py::test_renamed"}
     before = fingerprint(tiny)
-    results = {r.id: r for r in mutation.campaign(tiny, suites, mutants, jobs=2, timeout=300, baseline=True)}
+    verdicts = mutation.campaign(tiny, suites, mutants, jobs=2, timeout=300, baseline=True, hints=hints)
+    results = {r.id: r for r in verdicts}
     assert fingerprint(tiny) == before, "the campaign changed the working tree"
     outcomes = {name: result.outcome for name, result in results.items()}
     assert outcomes == {
@@ -94,6 +99,7 @@ def test_each_verdict_and_the_score(tiny: Path) -> None:
         "parenthesised": "equivalent",
         "unnoticed": "survived",
         "gone": "stale",
+        "untestable": "error",
     }
     assert results["wrong-answer"].detail == "tests/test_app.py::test_answer"
     text, score = mutation.report(list(results.values()))
@@ -101,6 +107,7 @@ def test_each_verdict_and_the_score(tiny: Path) -> None:
     assert text.splitlines()[0].startswith("mutation score: 1/2 non-equivalent mutants killed (50.0%)")
     assert "  - unnoticed (app.py): untested branch" in text
     assert "  - gone: 'return 7' occurs 0 times in app.py, not 1" in text
+    assert "  - untestable: pytest exited 5" in text
 
 
 def test_a_mutant_that_hangs_is_stopped_and_counts_as_killed(tiny: Path) -> None:
@@ -109,6 +116,18 @@ def test_a_mutant_that_hangs_is_stopped_and_counts_as_killed(tiny: Path) -> None
     (result,) = mutation.campaign(tiny, suites, mutants, jobs=1, timeout=3, baseline=False)
     assert (result.outcome, result.detail) == ("timeout", "no result after 3 s")
     assert result.seconds < 60
+
+
+def test_a_kill_by_a_test_that_fails_anyway_does_not_count(tiny: Path) -> None:
+    """A flaky (here: always failing) test kills nothing: the killing test must pass without the mutant."""
+    (tiny / "tests" / "test_flaky.py").write_text("def test_flaky():\n    assert False\n")
+    suites = [mutation.Suite(("*.py",), ("tests/test_flaky.py",))]
+    mutants = [mutation.Mutant("any", "app.py", "return 42", "return 41", "")]
+    (result,) = mutation.campaign(tiny, suites, mutants, jobs=1, timeout=300, baseline=False)
+    assert (result.outcome, result.detail) == (
+        "error",
+        "tests/test_flaky.py::test_flaky fails without the mutant too (flaky?)",
+    )
 
 
 def test_a_failing_baseline_stops_the_campaign(tiny: Path) -> None:

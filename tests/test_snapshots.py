@@ -60,7 +60,8 @@ class Variant:
     secrets: Mapping[str, str] = field(default_factory=dict)
 
 
-# Adding a variant is adding a line; then run the update command above and review the new file.
+# Adding a variant is adding a line; then run the update command above and review the new file. The edge's TLS
+# modes: selfSigned in dev, acme in prod, external here.
 VARIANTS: dict[str, Variant] = {
     "dev": Variant("dev"),
     "prod": Variant("prod"),
@@ -72,6 +73,7 @@ VARIANTS: dict[str, Variant] = {
     "prod-private-registry": Variant(
         "prod", {"registryUsername": "ci-bot"}, {"registryToken": "ghp_registry-token-0009"}
     ),
+    "prod-edge-external": Variant("prod", {"edge": json.dumps({"tls": "external", "trustedProxies": ["10.0.0.0/8"]})}),
 }
 
 IGNORED_OPTIONS = {
@@ -241,7 +243,9 @@ def rendered(name: str) -> str:
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_registrations(name: str, snapshot_yaml: SnapshotAssertion) -> None:
     """What the variant registers equals its committed snapshot (after an intended change: the update command)."""
-    assert rendered(name) == snapshot_yaml
+    assert rendered(name) == snapshot_yaml, (
+        f"the registrations changed: if intended, run `{UPDATE}` and review the diff"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
