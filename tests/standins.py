@@ -63,10 +63,12 @@ class Tcp:
 
 @dataclass(frozen=True)
 class Postgres:
-    """A real PostgreSQL server (Debian's package) on `port`, with `user` as its superuser and database."""
+    """A real PostgreSQL server (Debian's package) on `port`, with `user` as its superuser and database, its socket
+    in `$PGHOST` of the command. Like the official image: the local socket is trusted, TCP needs `host_auth`."""
 
     port: int
     user: str
+    host_auth: str = "trust"
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,16 @@ def _postgres(spec: Mapping[str, Any], scratch: Path) -> Path:
     as_postgres = ["runuser", "-u", "postgres", "--"]
     data = root / "data"
     subprocess.run(
-        [*as_postgres, f"{PG_BIN}/initdb", "-D", str(data), "-U", spec["user"], "--auth=trust"],
+        [
+            *as_postgres,
+            f"{PG_BIN}/initdb",
+            "-D",
+            str(data),
+            "-U",
+            spec["user"],
+            "--auth-local=trust",
+            f"--auth-host={spec['host_auth']}",
+        ],
         check=True,
         capture_output=True,
     )
@@ -238,6 +249,9 @@ def _postgres(spec: Mapping[str, Any], scratch: Path) -> Path:
         check=True,
         capture_output=True,
     )
+    # Like POSTGRES_DB: a database named after the user.
+    createdb = [f"{PG_BIN}/createdb", "-h", str(root), "-p", str(spec["port"]), "-U", spec["user"], spec["user"]]
+    subprocess.run([*as_postgres, *createdb], check=True, capture_output=True)
     return data
 
 
@@ -293,6 +307,8 @@ def _main(spec_path: str) -> None:
             elif kind == "Redis":
                 stoppers.append(_redis(server, scratch).kill)
         env = {"PATH": ":".join([*spec["path"], "/usr/local/bin", "/usr/bin", "/bin"]), "HOME": str(scratch)}
+        if any(server["kind"] == "Postgres" for server in spec["servers"]):
+            env["PGHOST"] = str(scratch / "pg")
         env.update(spec["env"])
         try:
             result = subprocess.run(

@@ -18,7 +18,7 @@ import pytest
 from harness import TEST_SECRETS
 from local_servers import require
 from pydantic import SecretStr
-from standins import Http, Outcome, Reply, Server, available, isolated
+from standins import PG_BIN, Http, Outcome, Postgres, Reply, Server, available, isolated
 
 from sentinel_infra import logging_stack
 from sentinel_infra.data_services import (
@@ -31,7 +31,7 @@ from sentinel_infra.data_services import (
 from sentinel_infra.migrations import SCRIPT as MIGRATE_SCRIPT
 from sentinel_infra.naming import StackNames
 from sentinel_infra.oneshot import InNewContainer, OneShotArgs, exec_command, run_command
-from sentinel_infra.rotation import ELASTIC_SCRIPT, elastic_input
+from sentinel_infra.rotation import ELASTIC_SCRIPT, POSTGRES_SCRIPT, elastic_input, postgres_statements
 from sentinel_infra.settings import MINIO_APP_USER, Settings
 
 # Quotes, backslashes, spaces, $ and URL-special characters: whatever a generator may produce.
@@ -353,3 +353,45 @@ def test_the_application_policy_grants_its_bucket_only() -> None:
     assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])  # type: ignore[index]
     assert all(a.startswith("s3:") and "*" not in a for a in actions)
     assert not {"s3:DeleteBucket", "s3:PutBucketPolicy", "s3:CreateBucket"} & actions
+
+
+# --- the PostgreSQL password step, against a real PostgreSQL ------------------------------------------------------
+
+
+def test_the_postgres_password_step_applies_the_new_password(work: Path) -> None:
+    """Through the local socket (trusted, as in the image) the step sets the role's password; over TCP
+    (scram-sha-256, as the application connects) the new password then works and another does not."""
+    require(PG_BIN, "PostgreSQL (package postgresql)")
+    new = TRICKY + "-new"
+    login = "psql -h 127.0.0.1 -p 5432 -U sentineliq -d sentineliq -tAc 'SELECT 1' >/dev/null 2>&1"
+    step = exec_command(one_shot_args(POSTGRES_SCRIPT), "sentineliq-test-postgres", skip_if_absent=False)
+    script = (
+        f'PGPASSWORD="$NEW" {login}; echo "before=$?"\n'
+        f'{step}; echo "step=$?"\n'
+        f'PGPASSWORD="$NEW" {login}; echo "after=$?"\n'
+        f'PGPASSWORD=another-password-0001 {login}; echo "other=$?"\n'
+    )
+    result = isolated(
+        ["/bin/sh", "-c", script],
+        [Postgres(5432, "sentineliq", host_auth="scram-sha-256")],
+        stdin=postgres_statements(SecretStr(new)).get_secret_value(),
+        env={"WORK": str(work), "NEW": new},
+        path=[str(work / "bin"), str(PG_BIN)],
+    )
+    outcome = dict(line.split("=") for line in result.stdout.split())
+    assert outcome == {"before": "2", "step": "0", "after": "0", "other": "2"}, result.stderr
+    assert TRICKY not in (work / "docker-args").read_text()
+
+
+def test_a_failing_postgres_password_step_fails_the_command(work: Path) -> None:
+    require(PG_BIN, "PostgreSQL (package postgresql)")
+    step = exec_command(one_shot_args(POSTGRES_SCRIPT), "sentineliq-test-postgres", skip_if_absent=False)
+    broken = postgres_statements(SecretStr("a-valid-password-0001")).get_secret_value().replace("ROLE", "ROLL")
+    result = isolated(
+        ["/bin/sh", "-c", step],
+        [Postgres(5432, "sentineliq")],
+        stdin=broken,
+        env={"WORK": str(work)},
+        path=[str(work / "bin"), str(PG_BIN)],
+    )
+    assert result.returncode != 0, "ON_ERROR_STOP: a failed statement fails the step"
