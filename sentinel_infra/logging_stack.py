@@ -209,6 +209,8 @@ def kibana(settings: Settings) -> ServiceSpec:
         env={"NODE_OPTIONS": f"--max-old-space-size={heap_mb(limits, 0.75)}"},
         files=(FileUpload(KIBANA_CONFIG_PATH, kibana_config(settings), mode=KIBANA_CONFIG_MODE),),
         ports=(PublishedPort(KIBANA_PORT, settings.host_ports.kibana, "127.0.0.1"),),
+        # Core available by the status route's HTTP code, not every plugin (see KIBANA_CHECK); up to 3 minutes
+        # to start, three times Elastic's typical 15-60 s, before failures count.
         healthcheck=HealthCheck(test=KIBANA_CHECK, interval=10, start_period=180, start_interval=2),
         wait_timeout=300,
         stop_grace=30,
