@@ -526,7 +526,9 @@ class Settings(_Section):
         "Kibana's saved-object encryption key (32+ characters)", example=_GENERATE_KEY
     )
     jwt_secret: LongSecret = key("the API server's JWT signing secret (32+ characters)", example=_GENERATE_KEY)
-    kibana_previous_encryption_keys: Annotated[SecretStr, AfterValidator(_previous_keys)] | None = key(
+    kibana_previous_encryption_keys: (
+        Annotated[SecretStr, AfterValidator(_printable), AfterValidator(_previous_keys)] | None
+    ) = key(
         "earlier kibanaEncryptionKey values (a JSON list) Kibana still decrypts saved objects with; remove after "
         "re-encrypting",
         example="'[\"<the previous kibanaEncryptionKey>\"]'",
