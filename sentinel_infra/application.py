@@ -11,7 +11,7 @@ from .edge import CLIENT_UPSTREAM_PORT, INTERNAL_API_PORT, SERVER_HEALTH_PATH, S
 from .edge import server_alias as replica_alias
 from .logging_stack import LOGSTASH_PORT
 from .service import EnvValue, HealthCheck, ServiceSpec
-from .settings import Limits, Settings
+from .settings import MINIO_APP_USER, Limits, Settings
 
 SERVER_PORT = SERVER_UPSTREAM_PORT
 CLIENT_PORT = CLIENT_UPSTREAM_PORT
@@ -37,8 +37,9 @@ def server(settings: Settings, replica: int = 1) -> ServiceSpec:
         "S3_REGION": "us-east-1",
         "S3_FORCE_PATH_STYLE": "true",
         "S3_BUCKET": settings.s3_bucket,
-        "S3_ACCESS_KEY_ID": settings.minio_root_user,
-        "S3_SECRET_ACCESS_KEY": settings.minio_root_password,
+        # Least privilege: the user the minio-setup step limits to this bucket, never MinIO's root.
+        "S3_ACCESS_KEY_ID": MINIO_APP_USER,
+        "S3_SECRET_ACCESS_KEY": settings.minio_app_password,
         "LOGSTASH_HOST": f"logstash:{LOGSTASH_PORT}",
         "JWT_SECRET": settings.jwt_secret,
         "WASP_WEB_CLIENT_URL": settings.app_url,

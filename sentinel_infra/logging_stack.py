@@ -14,6 +14,7 @@ import json
 from importlib import resources
 
 import pulumi
+import yaml
 from pydantic import SecretStr
 
 from .naming import StackNames
@@ -49,12 +50,49 @@ def basic_auth_config(user: str, password: SecretStr) -> str:
     return f'header = "Authorization: Basic {token}"'
 
 
-# The password reaches curl through a config on stdin (`-K -`), never as an argument that `ps` would show.
-ELASTICSEARCH_CHECK = (
-    "printf 'header = \"Authorization: Basic %s\"\\n' "
-    '"$(printf \'elastic:%s\' "$ELASTIC_PASSWORD" | base64 -w0)" '
-    "| curl -fsS -K - -o /dev/null 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s'"
+def authenticated_get(user: str, password_variable: str, url: str) -> str:
+    """A shell line that GETs `url` as `user`, whose password is in the environment variable `password_variable`.
+
+    The password reaches curl through a config on stdin (`-K -`), never as an argument that `ps` would show;
+    `-f` turns a 401 (or any status >= 400) into a failure.
+    """
+    return (
+        "printf 'header = \"Authorization: Basic %s\"\\n' "
+        f'"$(printf \'{user}:%s\' "${password_variable}" | base64 -w0)" '
+        f"| curl -fsS -K - -o /dev/null '{url}'"
+    )
+
+
+ELASTICSEARCH_CHECK = authenticated_get(
+    "elastic", "ELASTIC_PASSWORD", "http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s"
 )
+
+LOGSTASH_CHECK = " && ".join(
+    [
+        # Logstash 8.11's node API answers 404 for a pipeline whose workers have not started, or that stopped
+        # (logstash-core/lib/logstash/api/modules/node.rb at v8.11.0: `halt(404) if payload.empty?`).
+        "curl -fsS -o /dev/null http://127.0.0.1:9600/_node/pipelines/main",
+        # Its TCP input accepts connections (bash's /dev/tcp: the image, Ubuntu 20.04 with curl and bash, has
+        # no nc; elastic/dockerfiles logstash/Dockerfile for 8.11.0 installs procps findutils tar gzip curl).
+        f": </dev/tcp/127.0.0.1/{LOGSTASH_PORT}",
+        # The identity it writes with authenticates (a wrong password keeps the pipeline running, events stuck).
+        authenticated_get(
+            "logstash_writer", "LOGSTASH_WRITER_PASSWORD", f"{ELASTICSEARCH_URL}/_security/_authenticate"
+        ),
+    ]
+)
+"""Ready means the `main` pipeline runs, port 5000 takes connections and Logstash's identity authenticates."""
+
+KIBANA_CHECK = ("CMD", "curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{KIBANA_PORT}/api/status")
+"""Ready means Kibana's *core* is available, read from the status route's HTTP code, not from its body.
+
+Kibana 8.9+ (elastic/kibana#159768, in packages/core/status/core-status-server-internal/src/routes/status.ts)
+answers `/api/status` with 503 while core (Elasticsearch, saved objects) is unavailable and 200 otherwise, to
+anonymous requests too (they get a redacted body, no 401), and every route answers 503 until the server is ready.
+`status.overall.level == available` would also require every plugin to be available: one degraded plugin (a
+missing license feature, a slow task manager) would fail `pulumi up` after its wait, while Kibana serves. So the
+check sends no credentials and needs no `status.allowAnonymous` (the full status stays behind a login).
+"""
 
 
 def elasticsearch(settings: Settings) -> ServiceSpec:
@@ -102,7 +140,7 @@ def logstash(settings: Settings) -> ServiceSpec:
         # Uploaded into the container, not bind-mounted from this machine: works on a remote host too.
         files=(FileUpload("/usr/share/logstash/pipeline/logstash.conf", pipeline),),
         healthcheck=HealthCheck(
-            test=shell_check("curl -fsS -o /dev/null http://127.0.0.1:9600/"),
+            test=("CMD", "bash", "-c", LOGSTASH_CHECK),
             interval=10,
             start_period=120,
             start_interval=2,
@@ -120,33 +158,60 @@ def _derived_key(key: SecretStr, purpose: str) -> SecretStr:
     return SecretStr(digest)
 
 
+KIBANA_CONFIG_PATH = "/usr/share/kibana/config/kibana.yml"
+KIBANA_CONFIG_MODE = "0640"
+"""Readable by root and group 0 only: the provider uploads files as root:root (its tar header has no owner and it
+copies with Docker's default options, `resource_docker_container_funcs.go` upstream), and the image's `kibana` user
+(uid 1000) is a member of group 0 (`useradd --uid 1000 --gid 1000 -G 0` in elastic/dockerfiles kibana/Dockerfile
+for 8.11.0). 0600 would leave Kibana unable to read its own configuration (tests/test_docker_engine.py shows both
+on a real engine)."""
+
+
+def kibana_settings(settings: Settings) -> dict[str, object]:
+    """Kibana's settings: the image's defaults (elastic/dockerfiles kibana/config/kibana.yml) plus ours.
+
+    They go into the uploaded `kibana.yml`, never into environment variables: the image's entrypoint
+    (`kibana-docker`) turns every variable named after a setting into a `--setting=value` argument of the Kibana
+    process, visible to `ps` on the host and split on spaces.
+    """
+    key = settings.kibana_encryption_key
+    values: dict[str, object] = {
+        "server.host": "0.0.0.0",  # noqa: S104 - inside the container; the port is published on loopback only
+        "server.shutdownTimeout": "5s",
+        "monitoring.ui.container.elasticsearch.enabled": True,
+        "elasticsearch.hosts": [ELASTICSEARCH_URL],
+        "elasticsearch.username": "kibana_system",
+        "elasticsearch.password": settings.kibana_system_password.get_secret_value(),
+        "xpack.encryptedSavedObjects.encryptionKey": key.get_secret_value(),
+        "xpack.security.encryptionKey": _derived_key(key, "security").get_secret_value(),
+        "xpack.reporting.encryptionKey": _derived_key(key, "reporting").get_secret_value(),
+    }
+    previous = settings.kibana_decryption_only_keys
+    if previous:
+        # Saved objects encrypted with an earlier key stay readable; new writes use the current key.
+        values["xpack.encryptedSavedObjects.keyRotation.decryptionOnlyKeys"] = [k.get_secret_value() for k in previous]
+    return values
+
+
+def kibana_config(settings: Settings) -> SecretStr:
+    """`kibana.yml` as YAML (flat dotted keys, as Kibana reads them), secret as a whole."""
+    text = yaml.safe_dump(kibana_settings(settings), sort_keys=False, allow_unicode=True, width=10_000)
+    return SecretStr("# Written by the SentinelIQ Pulumi program: changes here are replaced on deploy.\n" + text)
+
+
 def kibana(settings: Settings) -> ServiceSpec:
     # Kibana 8 needs about 700 MB resident: the seed's 512 MB "others" limit would get it OOM-killed.
     limits = settings.limits("kibana", Limits(cpus=1, memory_mb=1024))
-    key = settings.kibana_encryption_key
     return ServiceSpec(
         name="kibana",
         image=KIBANA_IMAGE,
-        env={
-            "ELASTICSEARCH_HOSTS": ELASTICSEARCH_URL,
-            "ELASTICSEARCH_USERNAME": "kibana_system",
-            "ELASTICSEARCH_PASSWORD": settings.kibana_system_password,
-            "XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY": key,
-            "XPACK_SECURITY_ENCRYPTIONKEY": _derived_key(key, "security"),
-            "XPACK_REPORTING_ENCRYPTIONKEY": _derived_key(key, "reporting"),
-            # The status API answers the health check without credentials (the port is on loopback only).
-            "STATUS_ALLOWANONYMOUS": "true",
-            "NODE_OPTIONS": f"--max-old-space-size={heap_mb(limits, 0.75)}",
-        },
+        # Not a Kibana setting: the entrypoint leaves it alone, and Node reads it.
+        env={"NODE_OPTIONS": f"--max-old-space-size={heap_mb(limits, 0.75)}"},
+        files=(FileUpload(KIBANA_CONFIG_PATH, kibana_config(settings), mode=KIBANA_CONFIG_MODE),),
         ports=(PublishedPort(KIBANA_PORT, settings.host_ports.kibana, "127.0.0.1"),),
-        healthcheck=HealthCheck(
-            test=shell_check(
-                f'curl -fsS http://127.0.0.1:{KIBANA_PORT}/api/status | grep -q \'"overall":{{"level":"available"\''
-            ),
-            interval=10,
-            start_period=180,
-            start_interval=2,
-        ),
+        # Core available by the status route's HTTP code, not every plugin (see KIBANA_CHECK); up to 3 minutes
+        # to start, three times Elastic's typical 15-60 s, before failures count.
+        healthcheck=HealthCheck(test=KIBANA_CHECK, interval=10, start_period=180, start_interval=2),
         wait_timeout=300,
         stop_grace=30,
         depends_on=("elasticsearch",),

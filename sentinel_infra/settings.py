@@ -42,6 +42,9 @@ from .ssh import parse_host_key
 
 NAMESPACE = "sentineliq"
 
+MINIO_APP_USER = "sentineliq-app"
+"""The MinIO user the API server connects as, limited to `s3Bucket` (created by the minio-setup step)."""
+
 ServiceName = Literal["postgres", "redis", "minio", "elasticsearch", "logstash", "kibana", "server", "client", "edge"]
 SERVICE_NAMES: tuple[str, ...] = get_args(ServiceName)
 
@@ -118,6 +121,25 @@ def _sentry_dsn(value: SecretStr) -> SecretStr:
     parts = urlsplit(value.get_secret_value())
     if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
         raise ValueError("must be a Sentry DSN, https://<key>@<host>/<project>")
+    return value
+
+
+def _previous_keys(value: SecretStr) -> SecretStr:
+    # Never echo the value: the messages only describe its shape.
+    try:
+        keys = json.loads(value.get_secret_value())
+    except ValueError:
+        raise ValueError('must be a JSON list of earlier keys, such as ["<previous key>"]') from None
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise ValueError('must be a non-empty JSON list of strings, such as ["<previous key>"]')
+    if len(keys) > 10:
+        raise ValueError("must list at most 10 earlier keys")
+    if len(set(keys)) != len(keys):
+        raise ValueError("must not list a key twice")
+    for position, entry in enumerate(keys, start=1):
+        if not 32 <= len(entry) <= 1024:
+            raise ValueError(f"entry {position} must have 32 to 1024 characters, like kibanaEncryptionKey")
+        _printable(SecretStr(entry))
     return value
 
 
@@ -409,6 +431,8 @@ def _minio_user(value: str) -> str:
         raise ValueError("must have 3 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     if value == "minioadmin":
         raise ValueError("must not be minioadmin, MinIO's public default")
+    if value == MINIO_APP_USER:
+        raise ValueError(f"must not be {MINIO_APP_USER}, the application's own MinIO user")
     return value
 
 
@@ -486,6 +510,10 @@ class Settings(_Section):
         default="sentineliq",
     )
     minio_root_password: Password = key("MinIO root password (12+ characters)", example=_GENERATE_PASSWORD)
+    minio_app_password: Password = key(
+        f"password of MinIO's `{MINIO_APP_USER}` user, the API server's only access to its bucket (12+ characters)",
+        example=_GENERATE_PASSWORD,
+    )
     elastic_password: Password = key(
         "password of Elasticsearch's `elastic` superuser (12+ characters)", example=_GENERATE_PASSWORD
     )
@@ -499,6 +527,14 @@ class Settings(_Section):
         "Kibana's saved-object encryption key (32+ characters)", example=_GENERATE_KEY
     )
     jwt_secret: LongSecret = key("the API server's JWT signing secret (32+ characters)", example=_GENERATE_KEY)
+    kibana_previous_encryption_keys: (
+        Annotated[SecretStr, AfterValidator(_printable), AfterValidator(_previous_keys)] | None
+    ) = key(
+        "earlier kibanaEncryptionKey values (a JSON list) Kibana still decrypts saved objects with; remove after "
+        "re-encrypting",
+        example="'[\"<the previous kibanaEncryptionKey>\"]'",
+        default=None,
+    )
     sentry_dsn: Annotated[SecretStr, AfterValidator(_sentry_dsn)] | None = key(
         "Sentry DSN of the API server; unset disables error tracking",
         example="'https://<key>@o0.ingest.sentry.io/<project>'",
@@ -564,6 +600,13 @@ class Settings(_Section):
             return None
         parts = urlsplit(self.docker_host)
         return SshTarget(user=parts.username or "", host=parts.hostname or "", port=parts.port or 22)
+
+    @property
+    def kibana_decryption_only_keys(self) -> list[SecretStr]:
+        """The earlier Kibana encryption keys, in the order given (validated as a JSON list of strings)."""
+        if self.kibana_previous_encryption_keys is None:
+            return []
+        return [SecretStr(k) for k in json.loads(self.kibana_previous_encryption_keys.get_secret_value())]
 
     def limits(self, service: ServiceName, default: Limits) -> Limits:
         override = self.resources.get(service)

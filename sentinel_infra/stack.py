@@ -6,10 +6,11 @@ Every edge is a `depends_on` on an upstream container whose `wait` returns only 
     postgres, redis, minio, elasticsearch          (no dependencies: all four at once)
     elasticsearch        after elastic-password (a no-op unless elasticPassword changed)
     elastic-setup        after elasticsearch
+    minio-setup          after minio (the bucket and the server's own MinIO user)
     logstash, kibana     after elasticsearch and elastic-setup
     postgres-password    after postgres (applies postgresPassword to the running database)
     migrate              after postgres and postgres-password, with the server image of this update
-    server (each replica) after postgres, redis, minio, elasticsearch, logstash and migrate
+    server (each replica) after postgres, redis, minio, elasticsearch, logstash, minio-setup and migrate
     edge                 after server
     client               after server and edge
 """
@@ -22,7 +23,7 @@ import pulumi
 
 from .application import client, server
 from .backups import backup_jobs, backup_path
-from .data_services import data_services
+from .data_services import data_services, minio_setup
 from .edge import edge
 from .images import ImageSet, ImageSetArgs
 from .logging_stack import elastic_setup, elasticsearch, kibana, logstash
@@ -118,10 +119,16 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
             settings, names, images.image_id("server"), platform.network.name, [postgres, postgres_rotation.command]
         ),
     )
-    services.add(specs["server"], gates=[migrate.command])
+    storage = OneShot(
+        "minio-setup",
+        minio_setup(
+            settings, names, images.image_id("minio"), platform.network.name, services.containers["minio"].container
+        ),
+    )
+    services.add(specs["server"], gates=[migrate.command, storage.command])
     # Replica 1 keeps the logical name `server` (its URN, so an existing stack does not replace it for nothing).
     for replica in range(2, settings.server_replicas + 1):
-        services.add(server(settings, replica), gates=[migrate.command], name=f"server-{replica}")
+        services.add(server(settings, replica), gates=[migrate.command, storage.command], name=f"server-{replica}")
     services.add(specs["edge"])
     services.add(specs["client"])
     for job in jobs:

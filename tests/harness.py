@@ -32,6 +32,7 @@ TEST_SECRETS: dict[str, str] = {
     "postgresPassword": "pg-Secret-0001-xyz",
     "redisPassword": "redis-Secret-0002-xyz",
     "minioRootPassword": "minio-Secret-0003-xyz",
+    "minioAppPassword": "minio-app-Secret-0009-xyz",
     "elasticPassword": "elastic-Secret-0004-xyz",
     "kibanaSystemPassword": "kibana-Secret-0005-xyz",
     "logstashPassword": "logstash-Secret-0006-xyz",

@@ -106,6 +106,7 @@ def tiny_image(host: str | None, tag: str = "sentineliq-test/busybox:1") -> str:
     require(busybox, "busybox")
     assert busybox is not None
     rootfs = Path(tempfile.mkdtemp(prefix="siq-rootfs-"))
+    rootfs.chmod(0o755)  # the image's / (mkdtemp makes it 0700: no other user could reach /bin)
     try:
         (rootfs / "bin").mkdir()
         (rootfs / "tmp").mkdir(mode=0o1777)

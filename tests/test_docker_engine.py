@@ -3,9 +3,12 @@ local image (busybox, imported: no registry): the status command, and the exact 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import json
 import subprocess
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from local_servers import docker_engine, tiny_image
 from pydantic import SecretStr
 
 from sentinel_infra.__main__ import main
+from sentinel_infra.logging_stack import kibana
 from sentinel_infra.naming import StackNames
 from sentinel_infra.oneshot import InRunningContainer, OneShotArgs, exec_command, run_command
 from sentinel_infra.settings import SERVICE_NAMES, Settings
@@ -221,3 +225,82 @@ def test_creating_an_existing_volume_adopts_it_unchanged(engine: tuple[str | Non
         assert read.stdout.strip() == "kept"
     finally:
         docker(host, "volume", "rm", "-f", volume)
+
+
+def test_a_one_shot_container_has_no_capability_and_no_new_privileges(engine: tuple[str | None, str]) -> None:
+    """The exact `docker run` line of a one-shot, on a real engine, reads its own process status from the kernel."""
+    host, image = engine
+    args = dataclasses.replace(args_for(host), script="cat /proc/self/status")
+    result = sh(run_command(args, "test", image, "none"), "")
+    assert result.returncode == 0, result.stderr
+    status = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
+    assert status["Uid"].split()[0] == "0", "root in the container, so only --cap-drop keeps it powerless"
+    assert int(status["CapEff"], 16) == 0
+    assert int(status["CapBnd"], 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
+
+
+def kibana_like_image(host: str | None, image: str) -> str:
+    """The tiny image with Kibana's user: uid 1000, group 1000, member of group 0 (elastic/dockerfiles
+    kibana/Dockerfile at 8.11.0: `useradd --uid 1000 --gid 1000 -G 0`, `USER kibana`), and its config folder."""
+    tag = "sentineliq-test/kibana-like:1"
+    setup = (
+        "busybox mkdir -p /etc /usr/share/kibana/config && busybox chown -R 1000:0 /usr/share/kibana"
+        " && printf 'root:x:0:0::/root:/bin/sh\\nkibana:x:1000:1000::/usr/share/kibana:/bin/sh\\n' > /etc/passwd"
+        " && printf 'root:x:0:kibana\\nkibana:x:1000:\\n' > /etc/group"
+    )
+    name = f"siq-build-{uuid.uuid4().hex[:8]}"
+    built = docker(host, "run", f"--name={name}", "--network=none", image, "sh", "-c", setup)
+    assert built.returncode == 0, built.stderr
+    try:
+        assert docker(host, "commit", "--change", "USER kibana", name, tag).returncode == 0
+    finally:
+        docker(host, "rm", "-f", name)
+    return tag
+
+
+def upload_like_the_provider(host: str | None, container: str, path: str, content: str, mode: str) -> None:
+    """What the provider's upload does (resource_docker_container_funcs.go at 5074970c): a tar with one entry named
+    after the file, the mode parsed from `permissions`, no owner, copied to "/" with CopyToContainerOptions{}."""
+    data = content.encode()
+    entry = tarfile.TarInfo(path)
+    entry.mode, entry.size = int(mode, 8), len(data)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(entry, io.BytesIO(data))
+    command = ["docker", *(["--host", host] if host else []), "cp", "-", f"{container}:/"]
+    copied = subprocess.run(command, input=archive.getvalue(), capture_output=True, check=False, timeout=60)
+    assert copied.returncode == 0, copied.stderr
+
+
+@pytest.mark.parametrize("mode", ["spec", "0600"])
+def test_kibana_can_read_its_uploaded_config_and_nobody_else_can(
+    engine: tuple[str | None, str], stack: str, mode: str
+) -> None:
+    host, image = engine
+    upload = kibana(Settings.model_validate({**TEST_SECRETS, "serverTag": "m", "clientTag": "m"})).files[0]
+    chosen = upload.mode if mode == "spec" else mode
+    name = f"siq-{stack}-kibana"
+    created = docker(
+        host,
+        "create",
+        f"--name={name}",
+        "--network=none",
+        f"--label=io.sentineliq.stack={stack}",
+        kibana_like_image(host, image),
+        "/bin/sleep",
+        "600",
+    )
+    assert created.returncode == 0, created.stderr
+    upload_like_the_provider(host, name, upload.path, upload.content.get_secret_value(), chosen)  # type: ignore[union-attr]
+    assert docker(host, "start", name).returncode == 0
+    owner = docker(host, "exec", "--user=0", name, "/bin/busybox", "stat", "-c", "%u:%g %a", upload.path)
+    assert owner.stdout.split() == ["0:0", chosen.lstrip("0")], "uploaded as root:root with the given mode"
+    read = docker(host, "exec", name, "/bin/cat", upload.path)
+    if mode == "spec":
+        assert read.returncode == 0, read.stderr
+        assert read.stdout == upload.content.get_secret_value()  # type: ignore[union-attr]
+        other = docker(host, "exec", "--user=2000:2000", name, "/bin/cat", upload.path)
+        assert other.returncode != 0, "another uid outside group 0 cannot read the secrets"
+    else:
+        assert read.returncode != 0, "0600 root:root: Kibana (uid 1000) could not read its configuration"
