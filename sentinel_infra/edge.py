@@ -66,6 +66,7 @@ SERVER_HEALTH_PATH = "/health"
 HSTS_SECONDS = 31_536_000
 """One year, the minimum the browsers' preload lists accept."""
 RETRY_ATTEMPTS = 3
+DIAL_TIMEOUT = "2s"
 
 
 def server_alias(replica: int) -> str:
@@ -102,6 +103,13 @@ def static_config(settings: Settings) -> dict[str, Any]:
         "entryPoints": _entry_points(settings),
         "providers": {"file": {"filename": DYNAMIC_PATH, "watch": False}},
         "ping": {"entryPoint": "ping"},
+        # An upstream on the stack network accepts within milliseconds. A container that has just gone away may
+        # still be in a DNS answer and then never answers at all: give up on that address quickly, so the dialer's
+        # next address or the retry reaches its successor instead of holding the request for Go's 30 s.
+        # No idle connections kept to upstreams either: a kept connection to the old container dies with it, under
+        # a request the retry cannot replay; a new connection per request (a local handshake, well under a
+        # millisecond) resolves the alias afresh and is refused, then retried, if it hits a stopping container.
+        "serversTransport": {"forwardingTimeouts": {"dialTimeout": DIAL_TIMEOUT}, "maxIdleConnsPerHost": -1},
         "log": {"level": "INFO", "format": "json"},
         # JSON lines on stdout; request headers (cookies, Authorization) are dropped from the log.
         "accessLog": {"format": "json", "fields": {"headers": {"defaultMode": "drop"}}},

@@ -390,7 +390,7 @@ def test_the_tag_stays_visible_in_labels_and_outputs(prod: Deployment) -> None:
     assert labels["server"]["io.sentineliq.image"] == "ghcr.io/killsearch/saas-server:main"
     assert labels["client"]["io.sentineliq.image"] == "ghcr.io/killsearch/saas-client:main"
     # Only the digest-pinned images need it; a label on the others would replace them once for nothing.
-    # (every server replica runs the server image).
+    # (every server replica runs the server image; replicas register in no fixed order).
     assert {s for s, found in labels.items() if "io.sentineliq.image" in found} == {"server", "server-2", "client"}
     assert prod.outputs["images"]["server"] == "ghcr.io/killsearch/saas-server:main"
     assert prod.outputs["images"]["postgres"] == "postgres:16-alpine"
