@@ -50,10 +50,15 @@ def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return Shell("busybox", [str(busybox), "sh"], f"{applets}:{system_path}")
 
 
-def script(shell: Shell, path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def script(
+    shell: Shell, path: Path, *args: str, env: dict[str, str], cwd: Path | None = None, stand_ins: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs a script under the shell; `stand_ins`, a folder of stand-in commands, comes first on PATH."""
+    search = f"{stand_ins}:{shell.path}" if stand_ins else shell.path
     return subprocess.run(
         [*shell.argv, str(path), *args],
-        env={"PATH": shell.path, "HOME": env.get("HOME", "/tmp"), **env},
+        cwd=cwd,
+        env={"PATH": search, "HOME": env.get("HOME", "/tmp"), **env},
         capture_output=True,
         text=True,
         check=False,
@@ -349,32 +354,133 @@ def fake_run(folder: Path, age: timedelta) -> str:
     return name
 
 
-def test_runs_older_than_the_retention_are_removed(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+def runs_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def test_the_newest_seven_runs_are_kept_whatever_their_dates(shell: Shell, redis: Redis, tmp_path: Path) -> None:
     folder = tmp_path / "redis"
-    old = [fake_run(folder, timedelta(days=days)) for days in (400, 45, 31)]
-    kept = [fake_run(folder, timedelta(days=days)) for days in (29, 2)]
+    runs = sorted(fake_run(folder, timedelta(days=days)) for days in (400, 45, 40, 39, 38, 37, 36, 35, 31, 29, 2))
     fill_redis(redis)
     result = script(shell, BACKUP, "redis", str(tmp_path), env=redis.env)
     assert result.returncode == 0, result.stderr
-    names = sorted(p.name for p in folder.iterdir())
-    assert not set(old) & set(names)
-    assert set(kept) <= set(names)
-    assert len(names) == len(kept) + 1
-    for name in old:
+    names = runs_in(folder)
+    # The new run and the newest 6 old ones, though 4 of those are older than the 30 days.
+    assert len(names) == 7
+    assert names[:-1] == runs[-6:]
+    for name in runs[:5]:
         assert f"removed {name}" in result.stderr
 
 
-def test_the_retention_is_configurable_and_never_removes_the_newest(shell: Shell, tmp_path: Path) -> None:
+def test_runs_within_the_retention_are_all_kept(shell: Shell, tmp_path: Path) -> None:
     folder = tmp_path / "postgres"
-    runs = [fake_run(folder, timedelta(days=days)) for days in (90, 60, 40)]
+    young = [fake_run(folder, timedelta(days=days, hours=1)) for days in range(12)]
+    old = [fake_run(folder, timedelta(days=days)) for days in (31, 90)]
     (folder / "not-a-run").mkdir()
     result = script(shell, BACKUP, "--prune", "postgres", str(tmp_path), env={"BACKUP_RETENTION_DAYS": "30"})
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in folder.iterdir()) == sorted([runs[-1], "not-a-run"])
-    more = [fake_run(folder, timedelta(days=days)) for days in (9, 5)]
-    result = script(shell, BACKUP, "--prune", "postgres", str(tmp_path), env={"BACKUP_RETENTION_DAYS": "7"})
+    assert runs_in(folder) == sorted([*young, "not-a-run"])
+    assert not set(old) & set(runs_in(folder))
+
+
+def test_nothing_is_pruned_when_the_newest_run_is_dated_in_the_future(shell: Shell, tmp_path: Path) -> None:
+    # A run made with the clock 40 days ahead, then the clock put right: the 60 daily runs are not all "old".
+    folder = tmp_path / "postgres"
+    runs = [fake_run(folder, timedelta(days=days)) for days in range(1, 61)]
+    future = fake_run(folder, timedelta(days=-40))
+    result = script(shell, BACKUP, "--prune", "postgres", str(tmp_path), env={"BACKUP_RETENTION_DAYS": "30"})
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in folder.iterdir()) == sorted([more[-1], "not-a-run"])
+    assert runs_in(folder) == sorted([*runs, future])
+    assert "dated in the future" in result.stderr
+
+
+@pytest.mark.parametrize(("days", "kept"), [("010", True), ("08", False), ("10", True), ("8", False)])
+def test_the_retention_is_decimal_whatever_its_leading_zeros(
+    shell: Shell, tmp_path: Path, days: str, kept: bool
+) -> None:
+    folder = tmp_path / "postgres"
+    nine_days = fake_run(folder, timedelta(days=9))
+    newer = [fake_run(folder, timedelta(days=days, hours=1)) for days in range(7)]
+    result = script(shell, BACKUP, "--prune", "postgres", str(tmp_path), env={"BACKUP_RETENTION_DAYS": days})
+    assert result.returncode == 0, result.stderr
+    assert (nine_days in runs_in(folder)) is kept
+    assert set(newer) <= set(runs_in(folder))
+
+
+@pytest.mark.parametrize("days", ["0", "000", "3651", "99999", "-1", " 7", "7 ", "1e3", "x", "0x10"])
+def test_a_bad_retention_is_refused(shell: Shell, tmp_path: Path, days: str) -> None:
+    fake_run(tmp_path / "postgres", timedelta(days=400))
+    result = script(shell, BACKUP, "--prune", "postgres", str(tmp_path), env={"BACKUP_RETENTION_DAYS": days})
+    assert result.returncode == 2
+    assert "BACKUP_RETENTION_DAYS must be a whole number of days from 1 to 3650" in result.stderr
+    assert len(runs_in(tmp_path / "postgres")) == 1
+
+
+def test_a_relative_destination_works(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+    fill_redis(redis)
+    result = script(shell, BACKUP, "redis", "backups", env=redis.env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = only_run(tmp_path / "backups", "redis")
+    assert script(shell, RESTORE, "--verify", str(run), env={}).returncode == 0
+
+
+# --- two runs at once ----------------------------------------------------------------------------------------------
+
+
+def fixed_clock(folder: Path, at: datetime) -> Path:
+    """A stand-in `date` that reads the clock as `at` (dates given with -d are computed as usual)."""
+    real = shutil.which("date")
+    folder.mkdir(exist_ok=True)
+    (folder / "date").write_text(
+        f"""#!/bin/sh
+for arg do case "$arg" in -d*|--date*) exec {real} "$@" ;; esac; done
+exec {real} -d @{int(at.timestamp())} "$@"
+"""
+    )
+    (folder / "date").chmod(0o755)
+    return folder
+
+
+def test_a_second_run_in_the_same_second_stops_and_leaves_the_first_whole(
+    shell: Shell, redis: Redis, tmp_path: Path
+) -> None:
+    fill_redis(redis)
+    clock = fixed_clock(tmp_path / "clock", datetime.now(UTC).replace(microsecond=0))
+    backups = tmp_path / "backups"
+    first = script(shell, BACKUP, "redis", str(backups), env=redis.env, stand_ins=clock)
+    assert first.returncode == 0, first.stderr
+    run = only_run(backups, "redis")
+    contents = sorted(p.name for p in run.iterdir())
+    second = script(shell, BACKUP, "redis", str(backups), env=redis.env, stand_ins=clock)
+    assert second.returncode != 0
+    assert "exists already" in second.stderr
+    assert sorted(p.name for p in run.iterdir()) == contents == ["MANIFEST.sha256", "redis.rdb"]
+    assert sorted(p.name for p in (backups / "redis").iterdir()) == [run.name]
+    assert script(shell, RESTORE, "--verify", str(run), env={}).returncode == 0
+
+
+def test_a_run_never_touches_another_runs_partial_folder(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+    fill_redis(redis)
+    now = datetime.now(UTC).replace(microsecond=0)
+    backups = tmp_path / "backups"
+    folder = backups / "redis"
+    folder.mkdir(parents=True)
+    # Two runs in progress, started one and two minutes ago, and one killed 40 days ago.
+    in_progress = [folder / f".partial-{(now - timedelta(minutes=m)).strftime('%Y%m%dT%H%M%SZ')}" for m in (1, 2)]
+    for partial in in_progress:
+        partial.mkdir()
+        (partial / "redis.rdb").write_text("being written")
+    stale = folder / f".partial-{(now - timedelta(days=40)).strftime('%Y%m%dT%H%M%SZ')}"
+    stale.mkdir()
+
+    same_second = script(shell, BACKUP, "redis", str(backups), env=redis.env, stand_ins=fixed_clock(tmp_path / "c", now - timedelta(minutes=1)))
+    assert same_second.returncode != 0
+    later = script(shell, BACKUP, "redis", str(backups), env=redis.env)
+    assert later.returncode == 0, later.stderr
+    for partial in in_progress:
+        assert (partial / "redis.rdb").read_text() == "being written"
+    assert not stale.exists(), "an unfinished run older than the retention is removed"
+    assert len(runs_in(folder)) == 1
 
 
 def test_bad_arguments_are_refused(shell: Shell, tmp_path: Path) -> None:
