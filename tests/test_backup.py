@@ -9,13 +9,15 @@ stack). Where the servers are not installed the tests are skipped with the reaso
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -473,7 +475,14 @@ def test_a_run_never_touches_another_runs_partial_folder(shell: Shell, redis: Re
     stale = folder / f".partial-{(now - timedelta(days=40)).strftime('%Y%m%dT%H%M%SZ')}"
     stale.mkdir()
 
-    same_second = script(shell, BACKUP, "redis", str(backups), env=redis.env, stand_ins=fixed_clock(tmp_path / "c", now - timedelta(minutes=1)))
+    same_second = script(
+        shell,
+        BACKUP,
+        "redis",
+        str(backups),
+        env=redis.env,
+        stand_ins=fixed_clock(tmp_path / "c", now - timedelta(minutes=1)),
+    )
     assert same_second.returncode != 0
     later = script(shell, BACKUP, "redis", str(backups), env=redis.env)
     assert later.returncode == 0, later.stderr
@@ -496,27 +505,345 @@ def test_bad_arguments_are_refused(shell: Shell, tmp_path: Path) -> None:
 # --- encryption ----------------------------------------------------------------------------------------------------
 
 
-def test_an_encrypted_backup_restores_with_the_private_key(shell: Shell, postgres: Postgres, tmp_path: Path) -> None:
+@dataclass
+class Key:
+    home: Path
+    public: Path
+
+
+@pytest.fixture(scope="module")
+def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
     require(shutil.which("gpg"), "GnuPG (package gnupg)")
-    home = tmp_path / "gnupg"
+    folder = tmp_path_factory.mktemp("gpg")
+    home = folder / "gnupg"
     home.mkdir(mode=0o700)
     gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]
     subprocess.run([*gpg, "--quick-gen-key", "backups@sentineliq.test", "default", "default", "never"], check=True)
-    public = tmp_path / "backups.pub"
+    public = folder / "backups.pub"
     subprocess.run([*gpg, "--armor", "--output", str(public), "--export", "backups@sentineliq.test"], check=True)
+    return Key(home, public)
 
+
+def test_an_encrypted_backup_restores_with_the_private_key(
+    shell: Shell, postgres: Postgres, gpg_key: Key, tmp_path: Path
+) -> None:
     before = fill_postgres(postgres)
     backups = tmp_path / "backups"
-    result = script(shell, BACKUP, "postgres", str(backups), env={**postgres.env, "BACKUP_ENCRYPT_TO": str(public)})
+    env = {**postgres.env, "BACKUP_ENCRYPT_TO": str(gpg_key.public)}
+    result = script(shell, BACKUP, "postgres", str(backups), env=env)
     assert result.returncode == 0, result.stderr
     run = only_run(backups, "postgres")
     assert sorted(p.name for p in run.iterdir()) == ["MANIFEST.sha256", "postgres.dump.gpg"]
     assert not (run / "postgres.dump.gpg").read_bytes().startswith(b"PGDMP")
 
     postgres.sql("DELETE FROM events")
-    result = script(shell, RESTORE, "postgres", str(run), env={**postgres.env, "GNUPGHOME": str(home)})
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**postgres.env, "GNUPGHOME": str(gpg_key.home), "TMPDIR": str(temporary)}
+    result = script(shell, RESTORE, "postgres", str(run), env=env)
     assert result.returncode == 0, result.stderr
     assert snapshot_postgres(postgres) == before
+    assert list(temporary.iterdir()) == [], "the decrypted dump's temporary folder is removed"
+
+
+# --- restore: only what the manifest verifies ----------------------------------------------------------------------
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def backup_postgres(shell: Shell, postgres: Postgres, dest: Path) -> Path:
+    result = script(shell, BACKUP, "postgres", str(dest), env=postgres.env)
+    assert result.returncode == 0, result.stderr
+    return only_run(dest, "postgres")
+
+
+def test_a_manifest_that_lists_another_file_restores_nothing(shell: Shell, postgres: Postgres, tmp_path: Path) -> None:
+    # Another database's dump, beside a manifest that lists only a file outside the run, with its right hash.
+    fill_postgres(postgres)
+    foreign = backup_postgres(shell, postgres, tmp_path / "other")
+    postgres.sql("DELETE FROM events WHERE user_id > 100")
+    current = snapshot_postgres(postgres)
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(foreign / "postgres.dump", run / "postgres.dump")
+    outside = "../" * len(run.parts) + "etc/passwd"
+    (run / "MANIFEST.sha256").write_text(f"{sha256(Path('/etc/passwd'))}  {outside}\n")
+    result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
+    assert result.returncode != 0
+    assert "restored" not in result.stdout
+    assert snapshot_postgres(postgres) == current
+
+
+def test_an_unlisted_plain_dump_beside_a_verified_encrypted_one_is_refused(
+    shell: Shell, postgres: Postgres, tmp_path: Path
+) -> None:
+    fill_postgres(postgres)
+    run = backup_postgres(shell, postgres, tmp_path)
+    (run / "postgres.dump").rename(run / "postgres.dump.gpg")
+    (run / "MANIFEST.sha256").write_text(f"{sha256(run / 'postgres.dump.gpg')}  ./postgres.dump.gpg\n")
+    shutil.copy(run / "postgres.dump.gpg", run / "postgres.dump")  # unlisted: never verified
+    postgres.sql("DELETE FROM events")
+    current = snapshot_postgres(postgres)
+    result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
+    assert result.returncode != 0
+    assert "files it does not verify" in result.stderr
+    assert snapshot_postgres(postgres) == current
+
+
+def verify_run(shell: Shell, tmp_path: Path, manifest: Callable[[str], str], extra: Callable[[Path], None]) -> str:
+    """A run of one good file (./postgres.dump) with a crafted manifest (given the file's hash) and extra
+    entries: restore --verify's error, or "" when it accepts the run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "postgres.dump").write_bytes(b"PGDMP a dump")
+    extra(run)
+    (run / "MANIFEST.sha256").write_text(manifest(sha256(run / "postgres.dump")))
+    result = script(shell, RESTORE, "--verify", str(run), env={})
+    return "" if result.returncode == 0 else result.stderr
+
+
+def nothing(run: Path) -> None:
+    pass
+
+
+def test_a_well_formed_run_verifies(shell: Shell, tmp_path: Path) -> None:
+    assert verify_run(shell, tmp_path, lambda h: f"{h}  ./postgres.dump\n", nothing) == ""
+
+
+@pytest.mark.parametrize(
+    ("manifest", "extra", "error"),
+    [
+        (lambda h: f"{h}  /etc/passwd\n{h}  ./postgres.dump\n", nothing, "not inside the run"),
+        (lambda h: f"{h}  postgres.dump\n", nothing, "not inside the run"),
+        (lambda h: f"{h}  ./sub/../postgres.dump\n", lambda r: (r / "sub").mkdir(), "not a plain path"),
+        (lambda h: f"{h}  ./../run/postgres.dump\n", nothing, "not a plain path"),
+        (lambda h: f"{h}  ././postgres.dump\n", nothing, "not a plain path"),
+        (lambda h: f"{h}  .//postgres.dump\n", nothing, "not a plain path"),
+        (lambda h: f"{h}  ./\n", nothing, "not a plain path"),
+        (lambda h: f"{h} *./postgres.dump\n", nothing, "malformed"),
+        (lambda h: f"{h[:-1]}  ./postgres.dump\n", nothing, "malformed"),
+        (lambda h: f"{h.upper()}  ./postgres.dump\n", nothing, "malformed"),
+        (lambda h: f"{h}  ./postgres.dump", nothing, "repeated or unterminated"),
+        (
+            lambda h: f"{h}  ./postgres.dump\n{h}  ./postgres.dump\n",
+            lambda r: (r / "extra").write_text("x"),
+            "repeated",
+        ),
+        (
+            lambda h: f"{h}  ./postgres.dump\n{'0' * 64}  ./MANIFEST.sha256\n",
+            nothing,
+            "lists itself",
+        ),
+        (lambda h: f"{h}  ./postgres.dump\n", lambda r: (r / ".hidden").write_text("x"), "does not verify"),
+        (lambda h: f"{h}  ./postgres.dump\n", lambda r: (r / "..x").write_text("x"), "does not verify"),
+        (
+            lambda h: f"{h}  ./postgres.dump\n{h}  ./link\n",
+            lambda r: (r / "link").symlink_to(r / "postgres.dump"),
+            "no regular file ./link",
+        ),
+        (lambda h: f"\\{h}  ./postgres\\.dump\n", nothing, "unknown escape"),
+        (lambda h: f"{'0' * 64}  ./postgres.dump\n", nothing, "does not match its checksums"),
+    ],
+    ids=[
+        "absolute",
+        "no-dot-slash",
+        "dot-dot-inside",
+        "dot-dot-first",
+        "dot-component",
+        "empty-component",
+        "folder",
+        "binary-mode",
+        "short-hash",
+        "upper-case-hash",
+        "unterminated",
+        "repeated",
+        "manifest-itself",
+        "unlisted-dot-file",
+        "unlisted-dot-dot-file",
+        "symlink",
+        "bad-escape",
+        "wrong-hash",
+    ],
+)
+def test_a_run_whose_manifest_does_not_verify_exactly_its_files_is_refused(
+    shell: Shell,
+    tmp_path: Path,
+    manifest: Callable[[str], str],
+    extra: Callable[[Path], None],
+    error: str,
+) -> None:
+    assert error in verify_run(shell, tmp_path, manifest, extra)
+
+
+# --- restore: failures after a successful verification -------------------------------------------------------------
+
+
+@pytest.fixture
+def missing_role_run(shell: Shell, postgres: Postgres, tmp_path: Path) -> Iterator[Path]:
+    """A verified run whose restore fails at its very end: it grants to a role this server no longer has
+    (ACLs come last in pg_restore's order, after every table and row)."""
+    fill_postgres(postgres)
+    postgres.sql("DROP ROLE IF EXISTS auditor; CREATE ROLE auditor; GRANT SELECT ON events TO auditor")
+    run = backup_postgres(shell, postgres, tmp_path / "backups")
+    postgres.sql("DROP OWNED BY auditor; DROP ROLE auditor")
+    postgres.sql("DELETE FROM events WHERE id > 100; UPDATE users SET note = 'after the backup'")
+    yield run
+    postgres.sql("DROP ROLE IF EXISTS auditor")
+
+
+def test_a_restore_that_fails_midway_changes_nothing_and_says_so(
+    shell: Shell, postgres: Postgres, missing_role_run: Path
+) -> None:
+    current = snapshot_postgres(postgres)
+    assert script(shell, RESTORE, "--verify", str(missing_role_run), env={}).returncode == 0
+    result = script(shell, RESTORE, "postgres", str(missing_role_run), env=postgres.env)
+    assert result.returncode != 0
+    assert 'role "auditor" does not exist' in result.stderr, "the failure under test did not happen"
+    assert "restored" not in result.stdout + result.stderr
+    # One transaction: the tables that were dropped and reloaded before the failure are as they were.
+    assert snapshot_postgres(postgres) == current
+
+
+def test_a_failed_encrypted_restore_leaves_no_decrypted_dump(
+    shell: Shell, postgres: Postgres, gpg_key: Key, missing_role_run: Path, tmp_path: Path
+) -> None:
+    encrypted = tmp_path / "encrypted"
+    encrypted.mkdir()
+    env = {"GNUPGHOME": str(gpg_key.home)}
+    gpg = ["gpg", "--batch", "--quiet", "--trust-model", "always", "--recipient-file", str(gpg_key.public)]
+    subprocess.run(
+        [*gpg, "--output", str(encrypted / "postgres.dump.gpg"), "--encrypt", str(missing_role_run / "postgres.dump")],
+        env={**os.environ, **env},
+        check=True,
+    )
+    (encrypted / "MANIFEST.sha256").write_text(f"{sha256(encrypted / 'postgres.dump.gpg')}  ./postgres.dump.gpg\n")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    current = snapshot_postgres(postgres)
+
+    failed = script(shell, RESTORE, "postgres", str(encrypted), env={**postgres.env, **env, "TMPDIR": str(temporary)})
+    assert failed.returncode != 0
+    assert "restored" not in failed.stdout
+    assert list(temporary.iterdir()) == [], "the decrypted dump is removed after a failed restore"
+    assert snapshot_postgres(postgres) == current
+
+    empty_home = tmp_path / "no-keys"
+    empty_home.mkdir(mode=0o700)
+    env = {**postgres.env, "GNUPGHOME": str(empty_home), "TMPDIR": str(temporary)}
+    undecryptable = script(shell, RESTORE, "postgres", str(encrypted), env=env)
+    assert undecryptable.returncode != 0
+    assert "cannot decrypt postgres.dump.gpg" in undecryptable.stderr
+    assert "restored" not in undecryptable.stdout
+    assert list(temporary.iterdir()) == []
+    assert snapshot_postgres(postgres) == current
+
+
+def test_a_redis_restore_onto_a_full_disk_leaves_the_data_as_it_was(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    fill_redis(redis)
+    run_folder = tmp_path / "backups"
+    assert script(shell, BACKUP, "redis", str(run_folder), env=redis.env).returncode == 0
+    run = only_run(run_folder, "redis")
+    redis.stop()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        (disk / "appendonlydir").mkdir()
+        (disk / "appendonlydir" / "appendonly.aof.1.base.rdb").write_text("the current data")
+        with suppress(OSError), (disk / "filler").open("wb", buffering=0) as filler:
+            while True:
+                filler.write(b"x" * 4096)
+        before = sorted(str(p.relative_to(disk)) for p in disk.rglob("*"))
+        result = script(shell, RESTORE, "redis", str(run), str(disk), env={})
+        assert result.returncode != 0
+        assert "No space left on device" in result.stderr, "the failure under test did not happen"
+        assert "start Redis to load it" not in result.stdout
+        assert sorted(str(p.relative_to(disk)) for p in disk.rglob("*")) == before
+        assert (disk / "appendonlydir" / "appendonly.aof.1.base.rdb").read_text() == "the current data"
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+# --- MinIO: any object key (stand-in mc; no MinIO server runs here) ------------------------------------------------
+
+OBJECTS = {
+    "uploads/a\nnewline.txt": b"a newline in the key",
+    "uploads/..starts-with-dots": b"two dots first",
+    "uploads/.dot-file": b"one dot first",
+    "uploads/back\\slash": b"a backslash",
+    "uploads/-dash": b"a dash first",
+    "uploads/with space": b"a space",
+    "uploads/deep/er/x": b"nested",
+    "avatars/ünïcode.png": bytes(range(256)),
+}
+
+
+def stand_in_mc(folder: Path) -> Path:
+    """`mc mirror`: from the alias `source`, the objects above; into the alias `target`, the folder $MC_TARGET.
+    With $MC_FAIL set, it copies half, then fails."""
+    folder.mkdir(exist_ok=True)
+    (folder / "mc").write_text(
+        f"""#!{sys.executable}
+import os, shutil, sys
+from pathlib import Path
+args = [a for a in sys.argv[1:] if a != "--quiet"]
+assert args[0] == "mirror", args
+source, target = Path(args[-2]), Path(args[-1])
+if str(source) == "source":
+    for key, data in {OBJECTS!r}.items():
+        (target / key).parent.mkdir(parents=True, exist_ok=True)
+        (target / key).write_bytes(data)
+else:
+    assert str(target) == "target" and "--overwrite" in args, args
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    for n, path in enumerate(files):
+        if os.environ.get("MC_FAIL") and n >= len(files) // 2:
+            sys.exit("mc: connection refused")
+        out = Path(os.environ["MC_TARGET"]) / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
+"""
+    )
+    (folder / "mc").chmod(0o755)
+    return folder
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_minio_objects_with_any_key_are_backed_up_verified_and_restored(shell: Shell, tmp_path: Path) -> None:
+    mc = stand_in_mc(tmp_path / "bin")
+    result = script(shell, BACKUP, "minio", str(tmp_path / "backups"), env={}, stand_ins=mc)
+    assert result.returncode == 0, result.stderr
+    run = only_run(tmp_path / "backups", "minio")
+    assert tree(run / "objects") == OBJECTS
+    # Every object is in the manifest, in the format GNU sha256sum -c reads (an operator can check by hand).
+    assert len((run / "MANIFEST.sha256").read_bytes().splitlines()) == len(OBJECTS)
+    check = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=run, capture_output=True, check=False)
+    assert check.returncode == 0, check.stdout
+
+    restored = tmp_path / "restored"
+    env = {"MC_TARGET": str(restored)}
+    result = script(shell, RESTORE, "minio", str(run), env=env, stand_ins=mc)
+    assert result.returncode == 0, result.stderr
+    assert tree(restored) == OBJECTS
+
+    # A failing mirror after the verification: no "restored", a non-zero exit.
+    failed = script(shell, RESTORE, "minio", str(run), env={**env, "MC_FAIL": "1"}, stand_ins=mc)
+    assert failed.returncode != 0
+    assert "restored" not in failed.stdout
+
+    # An object added to the run afterwards is not verified: nothing is mirrored.
+    (run / "objects" / "uploads" / "planted").write_text("x")
+    shutil.rmtree(restored)
+    refused = script(shell, RESTORE, "minio", str(run), env=env, stand_ins=mc)
+    assert refused.returncode != 0
+    assert not restored.exists()
 
 
 def test_the_scripts_pass_shellcheck() -> None:
