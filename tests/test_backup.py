@@ -164,11 +164,16 @@ def test_a_corrupt_postgres_backup_is_refused_before_anything_changes(
     dump[len(dump) // 2] ^= 0xFF
     (run / "postgres.dump").write_bytes(bytes(dump))
     postgres.sql("DELETE FROM events WHERE user_id > 400; DELETE FROM users WHERE id > 400")
-    current = snapshot_postgres(postgres)
+    assert_refused(shell, postgres, run, "does not match its checksums")
 
+
+def assert_refused(shell: Shell, postgres: Postgres, run: Path, error: str) -> None:
+    """`restore postgres RUN` fails with this error, says nothing is restored, and the database is unchanged."""
+    current = snapshot_postgres(postgres)
     result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
     assert result.returncode != 0
-    assert "does not match its checksums" in result.stderr
+    assert error in result.stderr
+    assert "restored" not in result.stdout
     assert snapshot_postgres(postgres) == current
 
 
@@ -564,16 +569,12 @@ def test_a_manifest_that_lists_another_file_restores_nothing(shell: Shell, postg
     fill_postgres(postgres)
     foreign = backup_postgres(shell, postgres, tmp_path / "other")
     postgres.sql("DELETE FROM events WHERE user_id > 100")
-    current = snapshot_postgres(postgres)
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(foreign / "postgres.dump", run / "postgres.dump")
     outside = "../" * len(run.parts) + "etc/passwd"
     (run / "MANIFEST.sha256").write_text(f"{sha256(Path('/etc/passwd'))}  {outside}\n")
-    result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
-    assert result.returncode != 0
-    assert "restored" not in result.stdout
-    assert snapshot_postgres(postgres) == current
+    assert_refused(shell, postgres, run, "which is not inside the run")
 
 
 def test_an_unlisted_plain_dump_beside_a_verified_encrypted_one_is_refused(
@@ -585,11 +586,7 @@ def test_an_unlisted_plain_dump_beside_a_verified_encrypted_one_is_refused(
     (run / "MANIFEST.sha256").write_text(f"{sha256(run / 'postgres.dump.gpg')}  ./postgres.dump.gpg\n")
     shutil.copy(run / "postgres.dump.gpg", run / "postgres.dump")  # unlisted: never verified
     postgres.sql("DELETE FROM events")
-    current = snapshot_postgres(postgres)
-    result = script(shell, RESTORE, "postgres", str(run), env=postgres.env)
-    assert result.returncode != 0
-    assert "files it does not verify" in result.stderr
-    assert snapshot_postgres(postgres) == current
+    assert_refused(shell, postgres, run, "files it does not verify")
 
 
 def verify_run(shell: Shell, tmp_path: Path, manifest: Callable[[str], str], extra: Callable[[Path], None]) -> str:
