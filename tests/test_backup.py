@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -495,6 +496,61 @@ def test_a_run_never_touches_another_runs_partial_folder(shell: Shell, redis: Re
         assert (partial / "redis.rdb").read_text() == "being written"
     assert not stale.exists(), "an unfinished run older than the retention is removed"
     assert len(runs_in(folder)) == 1
+
+
+def stand_in(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+    (folder / name).chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("service", "tool", "body", "error"),
+    [
+        ("postgres", "pg_dump", 'for a do case "$a" in --file=*) : > "${a#--file=}" ;; esac; done', "empty or not"),
+        ("redis", "redis-cli", 'while [ $# -gt 1 ]; do [ "$1" != --rdb ] || : > "$2"; shift; done', "empty or not"),
+        (
+            "redis",
+            "redis-cli",
+            'while [ $# -gt 1 ]; do [ "$1" != --rdb ] || printf REDIS0011cut > "$2"; shift; done',
+            "truncated or corrupt",
+        ),
+    ],
+    ids=["empty-pg-dump", "empty-rdb", "truncated-rdb"],
+)
+def test_a_dump_tool_that_exits_0_with_a_bad_file_makes_no_run(
+    shell: Shell, tmp_path: Path, service: str, tool: str, body: str, error: str
+) -> None:
+    if tool == "redis-cli":
+        require(shutil.which("redis-check-rdb"), "redis-check-rdb (package redis-tools)")
+    tools = stand_in(tmp_path / "bin", tool, f"{body}\nexit 0")
+    result = script(shell, BACKUP, service, str(tmp_path / "backups"), env={}, stand_ins=tools)
+    assert result.returncode != 0
+    assert error in result.stderr
+    assert list((tmp_path / "backups" / service).iterdir()) == []
+
+
+def test_the_loop_stops_on_docker_stop_as_pid_1(shell: Shell, tmp_path: Path) -> None:
+    """In its container the job's shell is PID 1, which ignores a SIGTERM it has no handler for."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("a PID namespace needs root and unshare")
+    loop = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--kill-child", *shell.argv, str(BACKUP), "--loop", "redis", str(tmp_path)],
+        env={"PATH": shell.path, "BACKUP_STATUS_FILE": str(tmp_path / "status")},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "status").exists():
+            assert time.monotonic() < deadline, "the loop did not start"
+            time.sleep(0.05)
+        (pid_1,) = Path(f"/proc/{loop.pid}/task/{loop.pid}/children").read_text().split()
+        os.kill(int(pid_1), signal.SIGTERM)
+        assert loop.wait(timeout=10) == 143
+    finally:
+        loop.kill()
+        loop.wait()
 
 
 def test_bad_arguments_are_refused(shell: Shell, tmp_path: Path) -> None:
