@@ -350,6 +350,23 @@ def test_a_corrupt_redis_backup_is_refused(shell: Shell, redis: Redis, tmp_path:
     assert sorted(p.name for p in redis.data.iterdir()) == listing
 
 
+def test_a_truncated_snapshot_with_a_matching_manifest_is_refused(shell: Shell, redis: Redis, tmp_path: Path) -> None:
+    """A run written by a job that ignored a cut connection: its manifest matches, its RDB ends early."""
+    require(shutil.which("redis-check-rdb"), "redis-check-rdb (package redis-tools)")
+    fill_redis(redis)
+    assert script(shell, BACKUP, "redis", str(tmp_path / "backups"), env=redis.env).returncode == 0
+    run = only_run(tmp_path / "backups", "redis")
+    rdb = run / "redis.rdb"
+    rdb.write_bytes(rdb.read_bytes()[: rdb.stat().st_size // 2])
+    (run / "MANIFEST.sha256").write_text(f"{hashlib.sha256(rdb.read_bytes()).hexdigest()}  ./redis.rdb\n")
+    redis.stop()
+    listing = sorted(p.name for p in redis.data.iterdir())
+    result = script(shell, RESTORE, "redis", str(run), str(redis.data), env={})
+    assert result.returncode != 0
+    assert "not a valid snapshot" in result.stderr
+    assert sorted(p.name for p in redis.data.iterdir()) == listing
+
+
 # --- rotation ------------------------------------------------------------------------------------------------------
 
 
