@@ -27,20 +27,27 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+from local_servers import require
+
 POSTGRES_ADDRESS = "127.0.0.2"
 REDIS_ADDRESS = "127.0.0.3"
 PROXY_ADDRESS = "127.0.0.9"
 """Loopback addresses of the sandbox's own network namespace (all of 127/8 is local)."""
-MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory")
+CGROUPS = Path("/sys/fs/cgroup")
 
 
 def unavailable() -> str | None:
-    """Why the sandbox cannot run here, or None."""
+    """Why the sandbox cannot run here, or None. A missing tool fails in CI (.ci/run installs them)."""
     if os.geteuid() != 0:
         return "the job sandbox needs root (namespaces, chroot, tmpfs, cgroups)"
-    for tool in ("unshare", "nsenter", "chroot", "ip", "busybox"):
-        if shutil.which(tool) is None:
-            return f"the job sandbox needs {tool}"
+    for tool, package in (
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("ip", "iproute2"),
+        ("busybox", "busybox"),
+    ):
+        require(shutil.which(tool), f"{tool} (package {package})")
     probe = subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True, check=False)
     if probe.returncode != 0:
         return f"namespaces are not available here: {probe.stderr.decode().strip()}"
@@ -65,8 +72,6 @@ class Sandbox:
     root: Path
     holder: subprocess.Popen[bytes]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    peak_mb: float = 0.0
-    oom_kills: str = ""
 
     def command(self, argv: Sequence[str]) -> list[str]:
         return ["nsenter", "-t", str(self.holder.pid), "-n", "-m", *argv]
@@ -100,7 +105,7 @@ class Sandbox:
         self, job: Job, path: str, timeout: float = 120, memory_mb: int | None = None
     ) -> subprocess.CompletedProcess[str]:
         """The job's argv in the chroot, with exactly its registered environment plus the image's PATH; with
-        memory_mb, in a memory cgroup of that limit (its peak use is then in `peak_mb`)."""
+        memory_mb, in a memory cgroup of that limit."""
         env = ["env", "-i", f"PATH={path}", "HOME=/tmp", *(f"{k}={v}" for k, v in job.env.items())]
         argv = self.command(["chroot", str(self.root), *env, *job.argv])
         if memory_mb is None:
@@ -110,17 +115,32 @@ class Sandbox:
             result = subprocess.run(
                 argv, capture_output=True, text=True, check=False, timeout=timeout, preexec_fn=enter
             )
-            self.peak_mb = int((group / "memory.max_usage_in_bytes").read_text()) / 1024 / 1024
-            self.oom_kills = (group / "memory.oom_control").read_text()
             return result
+
+
+def memory_limit_file() -> tuple[Path, str] | None:
+    """Where a memory cgroup can be made here, and its limit file: cgroup v1's memory controller (what Docker's
+    --memory sets there) or cgroup v2's memory.max."""
+    if (CGROUPS / "memory" / "memory.limit_in_bytes").exists():
+        return CGROUPS / "memory", "memory.limit_in_bytes"
+    controllers = CGROUPS / "cgroup.subtree_control"
+    if controllers.exists() and "memory" in controllers.read_text().split():
+        return CGROUPS, "memory.max"
+    return None
 
 
 @contextmanager
 def memory_cgroup(memory_mb: int) -> Iterator[Path]:
-    """A cgroup v1 memory group with this limit (what Docker's --memory sets on such a host)."""
-    group = Path(tempfile.mkdtemp(prefix="siq-backup-", dir=MEMORY_CGROUPS))
+    """A memory cgroup with this limit and no swap (the stack sets memorySwap equal to memory)."""
+    found = memory_limit_file()
+    if found is None:
+        pytest.skip("no writable memory cgroup here (v1 memory controller or v2 memory.max)")
+    parent, limit = found
+    group = Path(tempfile.mkdtemp(prefix="siq-backup-", dir=parent))
     try:
-        (group / "memory.limit_in_bytes").write_text(str(memory_mb * 1024 * 1024))
+        (group / limit).write_text(str(memory_mb * 1024 * 1024))
+        if (group / "memory.swap.max").exists():
+            (group / "memory.swap.max").write_text("0")
         yield group
     finally:
         for _ in range(100):
