@@ -590,7 +590,7 @@ class Key:
 
 
 @pytest.fixture(scope="module")
-def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
+def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Key]:
     require(shutil.which("gpg"), "GnuPG (package gnupg)")
     folder = tmp_path_factory.mktemp("gpg")
     home = folder / "gnupg"
@@ -599,7 +599,9 @@ def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
     subprocess.run([*gpg, "--quick-gen-key", "backups@sentineliq.test", "default", "default", "never"], check=True)
     public = folder / "backups.pub"
     subprocess.run([*gpg, "--armor", "--output", str(public), "--export", "backups@sentineliq.test"], check=True)
-    return Key(home, public)
+    yield Key(home, public)
+    # gpg starts an agent per key ring (restore's decryption too): it would outlive the tests.
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
 
 
 def test_an_encrypted_backup_restores_with_the_private_key(
@@ -803,6 +805,7 @@ def test_a_failed_encrypted_restore_leaves_no_decrypted_dump(
     empty_home.mkdir(mode=0o700)
     env = {**postgres.env, "GNUPGHOME": str(empty_home), "TMPDIR": str(temporary)}
     undecryptable = script(shell, RESTORE, "postgres", str(encrypted), env=env)
+    subprocess.run(["gpgconf", "--homedir", str(empty_home), "--kill", "all"], check=False)
     assert undecryptable.returncode != 0
     assert "cannot decrypt postgres.dump.gpg" in undecryptable.stderr
     assert "restored" not in undecryptable.stdout
