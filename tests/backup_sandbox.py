@@ -65,6 +65,8 @@ class Job:
     backups: str
     """the container path of the backup folder"""
     memory_mb: int
+    health: tuple[str, ...] = ()
+    """the health check's test, as registered (["CMD-SHELL", "…"])"""
 
 
 @dataclass

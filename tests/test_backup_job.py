@@ -48,7 +48,16 @@ def registered_job(prod: Deployment, service: str) -> Job:
         files=files,
         backups=volume["containerPath"],
         memory_mb=int(inputs["memory"]),
+        health=tuple(inputs["healthcheck"]["tests"]),
     )
+
+
+def healthy(found: Servers, job: Job) -> bool:
+    """The job's registered health check, run in its sandbox as Docker runs a CMD-SHELL test."""
+    kind, command = job.health
+    assert kind == "CMD-SHELL"
+    check = Job(["/bin/sh", "-c", command], job.env, job.files, job.backups, 0)
+    return found.box.run_job(check, IMAGE_PATH).returncode == 0
 
 
 def stand_in_sleep(days: int) -> str:
@@ -286,6 +295,7 @@ def test_the_registered_job_backs_up_the_stacks_server_within_its_memory_limit(
     result = run_loop(servers, job, days=1, memory_mb=job.memory_mb)
     assert "FAILED" not in result.stderr, result.stderr
     assert status(servers) == "ok"
+    assert healthy(servers, job)
     runs = listing(folder)
     # The new run plus the newest 6 old ones: the oldest 3 were older than the retention and beyond the 7 kept.
     assert runs[:-1] == old[3:], result.stderr
@@ -359,6 +369,7 @@ def test_a_failed_day_writes_no_run_prunes_nothing_and_turns_the_job_unhealthy(
     result = run_loop(servers, job, days=1)
     assert cause in result.stderr, "the failure under test did not happen"
     assert status(servers) == "failed", result.stderr
+    assert not healthy(servers, job)
     assert "FAILED" in result.stderr
     # Nothing renamed into a run, nothing pruned, no partial folder left.
     assert listing(folder) == old, result.stderr
