@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from local_servers import free_port, require, shared_dir
 
 BACKUP = ROOT / "backup" / "backup"
 RESTORE = ROOT / "backup" / "restore"
+SANDBOX = ROOT / "tests" / "backup_sandbox.py"
 PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
 TRICKY_TEXT = "naïve 'quoted' \"text\" \\ with ; semicolons -- and\nnewlines ✓"
 
@@ -196,6 +198,39 @@ def test_a_failed_dump_leaves_no_run(shell: Shell, tmp_path: Path) -> None:
     result = script(shell, BACKUP, "postgres", str(tmp_path), env=env)
     assert result.returncode != 0
     assert [p.name for p in (tmp_path / "postgres").iterdir() if not p.name.startswith(".partial-")] == []
+
+
+def test_a_connection_cut_mid_dump_leaves_no_run(shell: Shell, postgres: Postgres, tmp_path: Path) -> None:
+    """Once mode: pg_dump has already written a valid-looking start of an archive when the connection drops (after
+    the catalogs, during the 4 MB of a table's rows)."""
+    fill_postgres(postgres)
+    postgres.sql("DROP TABLE IF EXISTS bulk; CREATE TABLE bulk (payload text)")
+    random = " || ".join(["md5(random()::text)"] * 6)
+    postgres.sql(f"INSERT INTO bulk SELECT {random} FROM generate_series(1, 20000)")
+    port = free_port()
+    cut = subprocess.Popen(
+        [sys.executable, str(SANDBOX), "proxy", "127.0.0.1", str(port), "127.0.0.1", postgres.env["PGPORT"], "1000000"]
+    )
+    try:
+        wait_for_port(port)
+        result = script(shell, BACKUP, "postgres", str(tmp_path), env={**postgres.env, "PGPORT": str(port)})
+    finally:
+        cut.terminate()
+        cut.wait()
+        postgres.sql("DROP TABLE bulk")
+    assert "server closed the connection unexpectedly" in result.stderr, "the failure under test did not happen"
+    assert result.returncode != 0
+    assert list((tmp_path / "postgres").iterdir()) == []
+
+
+def wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert time.monotonic() < deadline, f"nothing listens on {port}"
+        time.sleep(0.05)
 
 
 # --- Redis -----------------------------------------------------------------------------------------------------------
