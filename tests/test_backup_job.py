@@ -80,7 +80,7 @@ class Servers:
         assert PG_BIN is not None
         result = self.box.run(
             f"{PG_BIN}/psql",
-            f"postgresql://sentineliq:{TEST_SECRETS['postgresPassword']}@{POSTGRES_ADDRESS}:5432/sentineliq",
+            f"postgresql://sentineliq@{POSTGRES_ADDRESS}:5432/sentineliq",
             "-X",
             "-q",
             "-A",
@@ -89,6 +89,7 @@ class Servers:
             "ON_ERROR_STOP=1",
             "-c",
             statement,
+            env={**os.environ, "PGPASSWORD": TEST_SECRETS["postgresPassword"]},
         )
         return result.stdout
 
