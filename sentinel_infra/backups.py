@@ -2,8 +2,10 @@
 
 Each job runs `backup/backup --loop` (uploaded into the container, with `restore` beside it): a consistent dump
 (pg_dump, redis-cli --rdb, mc mirror) over the stack network at `backup.time`, into a timestamped folder with a
-checksum manifest under the host folder `backup.path`, then removes runs older than `backup.retentionDays`. No
-job touches a data volume or the Docker socket. Its health check turns unhealthy when its last run failed.
+checksum manifest under the host folder `backup.path`, then removes runs older than `backup.retentionDays` (never
+the newest 7). A failed day writes no run and prunes nothing. No job touches a data volume or the Docker socket.
+Its health check turns unhealthy when its last run failed. tests/test_backup_job.py runs each job's registered
+command, environment and memory limit against real servers reachable only under the stack's names.
 """
 
 from __future__ import annotations

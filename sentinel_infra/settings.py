@@ -288,7 +288,7 @@ class BackupSettings(_Section):
         "time of day (UTC, HH:MM) the jobs run", example="02:30", default="02:30"
     )
     retention_days: Integer = key(
-        "runs older than this many days are removed (never the newest)", example="30", default=30
+        "runs older than this many days are removed (never the newest 7)", example="30", default=30
     )
     path: Annotated[str, AfterValidator(_backup_path)] | None = key(
         "folder on the Docker host that receives the runs; unset: /var/backups/<project>-<stack>",
