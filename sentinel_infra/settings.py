@@ -411,15 +411,6 @@ def _minio_user(value: str) -> str:
     return value
 
 
-def _strict_bool(value: Any) -> bool:
-    """Config values arrive as text; pydantic's lax bool would also read "yes", "on" or "1" as true."""
-    if isinstance(value, bool):
-        return value
-    if value in ("true", "false"):
-        return bool(value == "true")
-    raise ValueError("must be true or false")
-
-
 def _url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -545,7 +536,7 @@ class Settings(_Section):
     s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), AfterValidator(_bucket)] = key(
         "MinIO bucket of the API server's files", example="sentineliq", default="sentineliq"
     )
-    seed_data: Annotated[bool, BeforeValidator(_strict_bool)] = key(
+    seed_data: Boolean = key(
         "run the app's seed step (`npx prisma db seed`) after the migration: once, and again when seedDataRun changes",
         example="true",
         default=False,
