@@ -14,7 +14,6 @@ connection string arrives from stdin, `npx prisma db seed` runs with it, a faili
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from harness import (
     unwrap,
 )
 from pydantic import SecretStr
+from test_scripts import FAKE_DOCKER, TRICKY, run, write_tool
 
 from sentinel_infra.migrations import SEED_KEPT, SEED_SCRIPT, seed_data, seed_image
 from sentinel_infra.naming import StackNames
@@ -116,20 +116,6 @@ def test_seed_data_run_is_a_plain_label(value: str) -> None:
 
 # --- the command line, run for real --------------------------------------------------------------------------
 
-FAKE_DOCKER = """#!/bin/sh
-# Stand-in for docker: `run ... --entrypoint=SH IMAGE ARGS...` runs ARGS with SH here. Stdin passes through.
-echo "$@" >> "$WORK/docker-args"
-while [ "$#" -gt 0 ]; do
-  case "$1" in
-    --entrypoint=*) entrypoint="${1#--entrypoint=}"; shift 2; break ;;
-    *) shift ;;
-  esac
-done
-exec "$entrypoint" "$@"
-"""
-
-TRICKY = "p\"a\\ss w$rd'x@/:#?%"
-
 
 def seed_command_line() -> tuple[str, SecretStr]:
     settings = Settings.model_validate(
@@ -140,49 +126,39 @@ def seed_command_line() -> tuple[str, SecretStr]:
     return run_command(args, "seed-data", seed_image(names), "sentineliq-test-network"), args.stdin
 
 
-def run(work: Path, script: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    environment = {"PATH": f"{work / 'bin'}:/usr/bin:/bin", "WORK": str(work)}
-    return subprocess.run(
-        ["/bin/sh", "-c", script], input=stdin, env=environment, capture_output=True, text=True, check=False
-    )
-
-
 @pytest.fixture
-def work(tmp_path: Path) -> Path:
+def shell(tmp_path: Path) -> Path:
+    """A folder whose bin/ holds the stand-in docker of tests/test_scripts.py (it runs the script here)."""
     (tmp_path / "bin").mkdir()
-    tool(tmp_path, "docker", FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").chmod(0o755)
     return tmp_path
 
 
-def tool(work: Path, name: str, body: str) -> None:
-    (work / "bin" / name).write_text(body if body.startswith("#!") else "#!/bin/sh\n" + body)
-    (work / "bin" / name).chmod(0o755)
-
-
-def test_the_seed_command_line_hands_the_url_from_stdin_to_prisma(work: Path) -> None:
-    tool(work, "npx", 'printf "%s" "$DATABASE_URL" > "$WORK/url"; echo "$@" > "$WORK/npx-args"\n')
+def test_the_seed_command_line_hands_the_url_from_stdin_to_prisma(shell: Path) -> None:
+    write_tool(shell, "npx", 'printf "%s" "$DATABASE_URL" > "$WORK/url"; echo "$@" > "$WORK/npx-args"\n')
     line, stdin = seed_command_line()
-    result = run(work, line, stdin.get_secret_value())
+    result = run(shell, line, stdin=stdin.get_secret_value())
     assert result.returncode == 0, result.stderr
-    assert (work / "npx-args").read_text().strip() == "prisma db seed"
-    assert (work / "url").read_text() == stdin.get_secret_value().rstrip("\n")
-    docker_args = (work / "docker-args").read_text()
+    assert (shell / "npx-args").read_text().strip() == "prisma db seed"
+    assert (shell / "url").read_text() == stdin.get_secret_value().rstrip("\n")
+    docker_args = (shell / "docker-args").read_text()
     assert "localhost/sentineliq-test-server:seed" in docker_args
     assert "--network=sentineliq-test-network" in docker_args
     assert TRICKY not in docker_args
     assert SEED_SCRIPT.splitlines()[-1] == "exec npx prisma db seed"
 
 
-def test_a_failing_seed_fails_the_step(work: Path) -> None:
-    tool(work, "npx", "echo 'Unique constraint failed on the fields: (`email`)' >&2; exit 1\n")
+def test_a_failing_seed_fails_the_step(shell: Path) -> None:
+    write_tool(shell, "npx", "echo 'Unique constraint failed on the fields: (`email`)' >&2; exit 1\n")
     line, stdin = seed_command_line()
-    assert run(work, line, stdin.get_secret_value()).returncode != 0
+    assert run(shell, line, stdin=stdin.get_secret_value()).returncode != 0
 
 
-def test_the_update_seeds_nothing(work: Path) -> None:
-    tool(work, "npx", 'echo called > "$WORK/npx-called"\n')
-    result = run(work, SEED_KEPT, "postgresql://u:p@postgres/db\n")
+def test_the_update_seeds_nothing(shell: Path) -> None:
+    write_tool(shell, "npx", 'echo called > "$WORK/npx-called"\n')
+    result = run(shell, SEED_KEPT, stdin="postgresql://u:p@postgres/db\n")
     assert result.returncode == 0
     assert "change sentineliq:seedDataRun to run it again" in result.stdout
-    assert not (work / "npx-called").exists()
-    assert not (work / "docker-args").exists()
+    assert not (shell / "npx-called").exists()
+    assert not (shell / "docker-args").exists()
