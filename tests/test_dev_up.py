@@ -360,3 +360,9 @@ def test_the_scripts_pass_shellcheck() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_the_readme_names_the_pinned_cli() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"(today {PINNED})" in readme
+    assert f".pulumi-cli/{PINNED}:" in readme, "the quick start's sample output"
