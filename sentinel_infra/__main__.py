@@ -4,6 +4,7 @@ python -m sentinel_infra status --stack NAME [--json]         the seed's `prod.s
 python -m sentinel_infra graph --stack NAME [--write FILE]     the architecture, drawn from the program
 python -m sentinel_infra config-reference [--write FILE]       the config reference table
 python -m sentinel_infra required-secrets                      the secret keys every stack must set
+python -m sentinel_infra deploy-target --stack NAME            CI: refuse a stack that names no remote engine
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from .delivery import NoDeployTargetError, deploy_target
 from .docs import config_reference
 from .graph import graph
 from .settings import Settings, is_secret
@@ -49,12 +51,24 @@ def main(argv: list[str] | None = None) -> int:
     reference = commands.add_parser("config-reference", help="the config reference table (Markdown)")
     reference.add_argument("--write", type=Path, metavar="FILE", help="update the table in this file")
     commands.add_parser("required-secrets", help="list the secret keys every stack must set")
+    target = commands.add_parser("deploy-target", help="fail unless the stack file names an ssh:// dockerHost")
+    target.add_argument("--stack", required=True)
     args = parser.parse_args(argv)
 
     if args.command == "status":
         return run_status(ROOT, args.stack, as_json=args.json, docker_host=args.docker_host)
     if args.command == "required-secrets":
         print(required_secrets())
+        return 0
+    if args.command == "deploy-target":
+        try:
+            host = deploy_target(ROOT, args.stack)
+        except NoDeployTargetError as problem:
+            # A GitHub Actions error annotation (shown on the run's summary), then the whole message.
+            print(f"::error title=No Docker host for stack {args.stack}::{str(problem).splitlines()[0]}")
+            print(f"deploy-target: {problem}", file=sys.stderr)
+            return 1
+        print(f"stack {args.stack} deploys to {host}")
         return 0
     if args.command == "graph":
         text, marker = graph(ROOT, args.stack), "architecture"

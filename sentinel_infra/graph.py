@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .naming import LABEL_PREFIX
-from .offline import CONTAINER, Evaluation, Registration, evaluate, stack_file_config
+from .offline import CONTAINER, Evaluation, Registration, StackConfig, evaluate, placeholder, stack_file_config
 from .settings import NAMESPACE, Settings, is_secret
 
 VOLUME = "docker:index/volume:Volume"
@@ -21,25 +21,17 @@ NETWORK = "docker:index/network:Network"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 COMMANDS = ("command:local:Command", "command:remote:Command")
 
-PLACEHOLDER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-"""A well-formed ed25519 public key (all zeros) for a stack file that names an ssh:// host but not its key."""
-PLACEHOLDER_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----\n"
 
-
-def placeholder_secrets(config: dict[str, str]) -> dict[str, str]:
-    """Valid stand-ins for the secrets a stack needs: they are never drawn."""
-    values = {
-        f"{NAMESPACE}:{field.alias}": "placeholder-secret-0123456789abcdefghij"
-        for field in Settings.model_fields.values()
-        if is_secret(field) and field.is_required()
-    }
+def placeholder_secrets(config: StackConfig) -> dict[str, str]:
+    """Stand-ins for the secrets a stack needs and its file does not hold: they are never drawn."""
+    fields = Settings.model_fields.values()
+    needed = [f"{NAMESPACE}:{field.alias}" for field in fields if is_secret(field) and field.is_required()]
     if config.get(f"{NAMESPACE}:dockerHost", "").startswith("ssh://"):
-        values[f"{NAMESPACE}:sshPrivateKey"] = PLACEHOLDER_KEY
-        if f"{NAMESPACE}:sshHostKey" not in config:
-            values[f"{NAMESPACE}:sshHostKey"] = PLACEHOLDER_HOST_KEY
+        # The host key is no secret, but a stack file that names an ssh:// host may leave it to the deploy.
+        needed += [f"{NAMESPACE}:sshPrivateKey", f"{NAMESPACE}:sshHostKey"]
     if f"{NAMESPACE}:registryUsername" in config:
-        values[f"{NAMESPACE}:registryToken"] = "placeholder-token"
-    return values
+        needed.append(f"{NAMESPACE}:registryToken")
+    return {key: placeholder(key) for key in needed if key not in config}
 
 
 @dataclass(frozen=True)
@@ -153,5 +145,5 @@ def graph(root: Path, stack: str) -> str:
     """Evaluate the stack file `Pulumi.<stack>.yaml` offline and render its architecture."""
     config = stack_file_config(root / f"Pulumi.{stack}.yaml")
     secrets = placeholder_secrets(config)
-    evaluation = evaluate({**config, **secrets}, set(secrets), stack)
+    evaluation = evaluate({**config, **secrets}, config.secret_keys | set(secrets), stack)
     return render(architecture(evaluation), stack)

@@ -56,6 +56,11 @@ class OneShotArgs:
     depends_on: Sequence[pulumi.Resource]
     triggers: Sequence[pulumi.Input[str]] = ()
     """Values whose change forces the command to run again."""
+    on_update: str | None = None
+    """Run instead of the script when another input (the stdin, the command line) changes; None runs the script.
+
+    pulumi-command runs `update` (or `create` when there is none) on any input change, and `create` again only when
+    `triggers` change (a replacement): a step that must run once per trigger, not on every rotation, sets this."""
 
 
 def _docker(settings: Settings) -> list[str]:
@@ -132,6 +137,7 @@ class OneShot(pulumi.ComponentResource):
                 f"{name}-command",
                 command.local.CommandArgs(
                     create=create,
+                    update=args.on_update,
                     stdin=stdin,
                     triggers=triggers,
                     interpreter=["/bin/sh", "-c"],
@@ -156,6 +162,7 @@ class OneShot(pulumi.ComponentResource):
                         host_key=args.settings.ssh_host_key,
                     ),
                     create=create,
+                    update=args.on_update,
                     stdin=stdin,
                     triggers=triggers,
                     add_previous_output_in_env=False,

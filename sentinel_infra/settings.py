@@ -579,6 +579,16 @@ class Settings(_Section):
     s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), AfterValidator(_bucket)] = key(
         "MinIO bucket of the API server's files", example="sentineliq", default="sentineliq"
     )
+    seed_data: Boolean = key(
+        "run the app's seed step (`npx prisma db seed`) after the migration: once, and again when seedDataRun changes",
+        example="true",
+        default=False,
+    )
+    seed_data_run: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = key(
+        "change it (any new value, e.g. today's date) to run the seed step again",
+        example="2026-11-27",
+        default="1",
+    )
     backup: BackupSettings = key("daily backups of PostgreSQL, Redis and MinIO", example="", default=BackupSettings())
     resources: dict[ServiceName, LimitsOverride] = key(
         "per-service overrides of CPU and memory limits, e.g. resources.postgres.memoryMb",

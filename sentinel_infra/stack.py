@@ -10,7 +10,9 @@ Every edge is a `depends_on` on an upstream container whose `wait` returns only 
     logstash, kibana     after elasticsearch and elastic-setup
     postgres-password    after postgres (applies postgresPassword to the running database)
     migrate              after postgres and postgres-password, with the server image of this update
-    server (each replica) after postgres, redis, minio, elasticsearch, logstash, minio-setup and migrate
+    minio-setup          after minio (the bucket, its policy and the server's own user)
+    seed-data            after migrate, only with seedData (once, and again when seedDataRun changes)
+    server (each replica) after postgres, redis, minio, elasticsearch, logstash, minio-setup, migrate (and seed-data)
     edge                 after server
     client               after server and edge
 """
@@ -27,7 +29,7 @@ from .data_services import data_services, minio_setup
 from .edge import edge
 from .images import ImageSet, ImageSetArgs
 from .logging_stack import elastic_setup, elasticsearch, kibana, logstash
-from .migrations import migration
+from .migrations import SeedData, SeedDataArgs, migration
 from .naming import StackNames
 from .oneshot import OneShot
 from .platform import Platform, PlatformArgs
@@ -125,10 +127,19 @@ def build_stack(settings: Settings) -> dict[str, pulumi.Input[object]]:
             settings, names, images.image_id("minio"), platform.network.name, services.containers["minio"].container
         ),
     )
-    services.add(specs["server"], gates=[migrate.command, storage.command])
+    gates: list[pulumi.Resource] = [migrate.command, storage.command]
+    if settings.seed_data:
+        seed = SeedData(
+            "seed",
+            SeedDataArgs(
+                settings, names, images.image_id("server"), platform.network.name, platform.provider, [migrate.command]
+            ),
+        )
+        gates.append(seed.command)
+    services.add(specs["server"], gates=gates)
     # Replica 1 keeps the logical name `server` (its URN, so an existing stack does not replace it for nothing).
     for replica in range(2, settings.server_replicas + 1):
-        services.add(server(settings, replica), gates=[migrate.command, storage.command], name=f"server-{replica}")
+        services.add(server(settings, replica), gates=gates, name=f"server-{replica}")
     services.add(specs["edge"])
     services.add(specs["client"])
     for job in jobs:

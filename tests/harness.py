@@ -15,7 +15,9 @@ from sentinel_infra.offline import (  # noqa: F401 - re-exported for the tests
     Evaluation,
     Registration,
     Secret,
+    StackConfig,
     evaluate,
+    plain_text_secrets,
     registry_digest,
     stack_file_config,
     unwrap,
@@ -83,11 +85,12 @@ def secret_forms(key: str, value: str) -> dict[str, str]:
     return found
 
 
-def stack_config(stack: str) -> dict[str, str]:
-    """A committed stack file's config; a committed secret fails the test."""
-    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
-    assert "secure:" not in text, f"a secret is committed in Pulumi.{stack}.yaml"
-    return stack_file_config(ROOT / f"Pulumi.{stack}.yaml")
+def stack_config(stack: str) -> StackConfig:
+    """A committed stack file's config; a secret in plain text fails the test (an encrypted `secure:` value is
+    Pulumi's convention for committed secrets: it counts as set, with a stand-in value)."""
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    assert not plain_text_secrets(path), f"Pulumi.{stack}.yaml holds secrets in plain text: {plain_text_secrets(path)}"
+    return stack_file_config(path)
 
 
 def with_secrets(
@@ -98,7 +101,8 @@ def with_secrets(
     chosen = TEST_SECRETS if secrets is None else secrets
     for key, value in chosen.items():
         values[f"{PROJECT}:{key}"] = value
-    return values, {f"{PROJECT}:{key}" for key in chosen}
+    committed = config.secret_keys if isinstance(config, StackConfig) else set()
+    return values, committed | {f"{PROJECT}:{key}" for key in chosen}
 
 
 def stack_settings(stack: str, **overrides: str) -> Settings:
