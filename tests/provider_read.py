@@ -231,8 +231,12 @@ REMOTE_IMAGE: dict[str, Rule] = {
     "pullTriggers": _IMAGE_READ,
 }
 
+_TAG_READ = NotRead("resourceDockerTagRead is a no-op (`return nil`): the state keeps what was sent")
+TAG: dict[str, Rule] = {"sourceImage": _TAG_READ, "targetImage": _TAG_READ}
+
 RULES: dict[str, dict[str, Rule]] = {
     "docker:index/container:Container": CONTAINER,
+    "docker:index/tag:Tag": TAG,
     "docker:index/volume:Volume": VOLUME,
     "docker:index/network:Network": NETWORK,
     "docker:index/remoteImage:RemoteImage": REMOTE_IMAGE,
@@ -245,6 +249,7 @@ SOURCES = {
     "docker:index/network:Network": UPSTREAM
     + "resource_docker_network_funcs.go (resourceDockerNetworkReadRefreshFunc)",
     "docker:index/remoteImage:RemoteImage": UPSTREAM + "resource_docker_image_funcs.go (resourceDockerImageRead)",
+    "docker:index/tag:Tag": UPSTREAM + "resource_docker_tag_funcs.go (resourceDockerTagRead)",
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import PROJECT, ROOT
+from harness import PROJECT, ROOT, SSH_HOST_KEY
 
 from sentinel_infra.__main__ import required_secrets
 from sentinel_infra.graph import graph
@@ -56,6 +56,7 @@ def test_optional_secrets_get_stand_ins_that_pass_their_rules(tmp_path: Path) ->
         committed(
             **{
                 f"{PROJECT}:dockerHost": "ssh://deploy@docker-1.example.com",
+                f"{PROJECT}:sshHostKey": SSH_HOST_KEY,
                 f"{PROJECT}:sshPrivateKey": {"secure": CIPHERTEXT},
                 f"{PROJECT}:sentryDsn": {"secure": CIPHERTEXT},
             }
