@@ -368,12 +368,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fail-under", type=float, default=0, help="exit 1 below this score (percent)")
     parser.add_argument("--sample", type=int, help="run this many of the selected mutants, chosen by --seed")
     parser.add_argument("--seed", default="0", help="the sample's seed (the same seed, the same sample)")
+    parser.add_argument("--also", action="append", default=[], metavar="ID", help="mutants added to the sample")
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    suites, mutants = load(args.catalogue)
+    suites, catalogue = load(args.catalogue)
+    mutants = catalogue
     if args.only:
         mutants = [m for m in mutants if any(fnmatch.fnmatchcase(m.id, pattern) for pattern in args.only)]
         if not mutants:
@@ -385,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         )
         mutants = [m for m in mutants if m.id in chosen]
+    if args.also:
+        extra = {m.id for m in catalogue if any(fnmatch.fnmatchcase(m.id, pattern) for pattern in args.also)}
+        mutants = [m for m in catalogue if m.id in extra or m in mutants]
     if args.list:
         for m in mutants:
             print(f"{m.id:<40} {m.file:<40} {m.why}")
