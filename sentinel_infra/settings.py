@@ -222,10 +222,12 @@ SYSTEM_DIRECTORIES = (
     "/lib64",
     "/libx32",
     "/proc",
+    "/root",
     "/run",
     "/sbin",
     "/snap",
     "/sys",
+    "/tmp",  # noqa: S108 - refused
     "/usr",
     "/var/cache",
     "/var/lib",
@@ -233,10 +235,11 @@ SYSTEM_DIRECTORIES = (
     "/var/mail",
     "/var/run",
     "/var/spool",
+    "/var/tmp",  # noqa: S108 - refused
 )
 """Folders a backup job must never write into, nor anything inside them (the engine's own data is in /var/lib)."""
 
-SYSTEM_PARENTS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/srv", "/tmp", "/var")  # noqa: S108 - refused
+SYSTEM_PARENTS = ("/", "/home", "/mnt", "/media", "/opt", "/srv", "/var", "/var/backups")
 """Folders that hold others' data: refused themselves, a dedicated folder inside them is fine."""
 
 

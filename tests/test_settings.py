@@ -311,7 +311,22 @@ def test_volume_names_are_docker_names() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/./etc", "//etc", "/etc/", "/var/lib", "/var/lib/docker/volumes", "/lib64", "/usr//local/x", "/srv", "/var"],
+    [
+        "/./etc",
+        "//etc",
+        "/etc/",
+        "/var/lib",
+        "/var/lib/docker/volumes",
+        "/lib64",
+        "/usr//local/x",
+        "/srv",
+        "/var",
+        # as the policy pack refuses them: shared scratch space, root's home, the parent of the default folder
+        "/tmp/backups",
+        "/var/tmp/backups",
+        "/root/backups",
+        "/var/backups",
+    ],
 )
 def test_a_backup_path_is_checked_as_docker_resolves_it(path: str) -> None:
     problems = problems_of(backup=json.dumps({"path": path}))
