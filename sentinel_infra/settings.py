@@ -234,6 +234,7 @@ SYSTEM_DIRECTORIES = (
     "/var/log",
     "/var/mail",
     "/var/run",
+    "/var/snap",
     "/var/spool",
     "/var/tmp",  # noqa: S108 - refused
 )

@@ -8,6 +8,7 @@ import harness
 import pulumi
 import pytest
 from harness import PROJECT, SSH_HOST_KEY, TEST_SECRETS, deploy, stack_config, with_secrets
+from sentineliq_policy.values import SENSITIVE_TREES
 
 from sentinel_infra.settings import Settings, collect_problems, is_secret
 
@@ -494,3 +495,11 @@ def test_names_that_would_be_read_as_something_else(key: str, value: str) -> Non
 def test_sentry_dsn_refuses_control_characters() -> None:
     rule, _ = secret_problems({}, sentryDsn="https://k3y@o1.ingest.sentry.io/42\n")["sentryDsn"]
     assert rule == "must not contain control characters (newlines, tabs, ...)"
+
+
+@pytest.mark.parametrize("tree", SENSITIVE_TREES)
+def test_a_backup_path_the_policy_pack_would_refuse_is_refused_here_too(tree: str) -> None:
+    """The policy pack cannot import the program (it runs in its own virtualenv), so its list is its own: this keeps
+    the config rule at least as strict, so that a path never passes `preview` only to fail the pack."""
+    for path in (tree, f"{tree}/sentineliq-backups"):
+        assert "backup.path" in problems_of(backup=json.dumps({"path": path})), path
