@@ -118,16 +118,21 @@ def tiny_image(host: str | None, tag: str = "sentineliq-test/busybox:1") -> str:
             shutil.copy(path, target)
         for applet in ("sh", "sleep", "true", "false", "cat", "echo", "sha256sum", "tr", "printf", "test", "["):
             (rootfs / "bin" / applet).symlink_to("busybox")
-        archive = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True).stdout
-        subprocess.run(
-            ["docker", *(["--host", host] if host else []), "import", "-", tag],
-            input=archive,
-            check=True,
-            capture_output=True,
-        )
+        import_rootfs(host, rootfs, tag)
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
     return tag
+
+
+def import_rootfs(host: str | None, rootfs: Path, tag: str) -> None:
+    """Make a local image of a folder (`docker import`: no registry, no build)."""
+    archive = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True).stdout
+    subprocess.run(
+        ["docker", *(["--host", host] if host else []), "import", "-", tag],
+        input=archive,
+        check=True,
+        capture_output=True,
+    )
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from edge_support import traefik_binary
-from local_servers import free_port
+from local_servers import free_port, import_rootfs
 
 from sentinel_infra import edge as edge_module
 from sentinel_infra.settings import Settings
@@ -69,13 +69,7 @@ def edge_image(host: str | None, tag: str = "sentineliq-test/traefik:1") -> str:
         (rootfs / "tmp").mkdir(mode=0o1777)
         (rootfs / "etc/traefik").mkdir(parents=True)
         shutil.copy(traefik_binary(), rootfs / "usr/local/bin/traefik")
-        archive = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True).stdout
-        subprocess.run(
-            ["docker", *(["--host", host] if host else []), "import", "-", tag],
-            input=archive,
-            check=True,
-            capture_output=True,
-        )
+        import_rootfs(host, rootfs, tag)
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
     return tag
