@@ -134,20 +134,23 @@ def _middlewares(settings: Settings) -> dict[str, Any]:
     rate_limit: dict[str, Any] = {"average": edge.rate_limit_average, "period": "1s", "burst": edge.rate_limit_burst}
     if source is not None:
         rate_limit["sourceCriterion"] = source
+    headers: dict[str, Any] = {
+        "contentTypeNosniff": True,
+        "frameDeny": True,
+        "referrerPolicy": "strict-origin-when-cross-origin",
+        "permissionsPolicy": "camera=(), microphone=(), geolocation=(), payment=()",
+        "customResponseHeaders": {"X-Powered-By": "", "Server": ""},
+    }
+    if edge.tls != "selfSigned":
+        # No HSTS on a self-signed loopback edge: browsers key HSTS by host name, not port, so a year of it on
+        # `localhost` (with subdomains) would force HTTPS on every other local dev server in that browser; and a
+        # certificate nobody trusts protects nothing that HSTS could pin.
+        headers["stsSeconds"] = HSTS_SECONDS
+        headers["stsIncludeSubdomains"] = True
+        # Behind a TLS load balancer (external) the edge sees plain HTTP: send HSTS anyway.
+        headers["forceSTSHeader"] = edge.tls == "external"
     return {
-        "security-headers": {
-            "headers": {
-                "stsSeconds": HSTS_SECONDS,
-                "stsIncludeSubdomains": True,
-                # Behind a TLS load balancer (external) the edge sees plain HTTP: send HSTS anyway.
-                "forceSTSHeader": edge.tls == "external",
-                "contentTypeNosniff": True,
-                "frameDeny": True,
-                "referrerPolicy": "strict-origin-when-cross-origin",
-                "permissionsPolicy": "camera=(), microphone=(), geolocation=(), payment=()",
-                "customResponseHeaders": {"X-Powered-By": "", "Server": ""},
-            }
-        },
+        "security-headers": {"headers": headers},
         "api-rate-limit": {"rateLimit": rate_limit},
         "body-limit": {"buffering": {"maxRequestBodyBytes": edge.max_body_mb * 1024 * 1024}},
         "retry": {"retry": {"attempts": RETRY_ATTEMPTS, "initialInterval": "100ms"}},

@@ -330,7 +330,8 @@ class EdgeSettings(_Section):
     tls: EdgeTls = key(
         "acme: HTTPS with Let's Encrypt certificates on ports 80/443 of publicBindAddress (needs edge.acmeEmail; "
         "appUrl and apiUrl name the hosts); external: plain HTTP on hostPorts.client/server for a TLS load "
-        "balancer in front; selfSigned: HTTPS with a self-signed certificate on 127.0.0.1 only",
+        "balancer in front; selfSigned (dev): HTTPS with a self-signed certificate on 127.0.0.1 only, no HSTS "
+        "(set acme or external for production)",
         example="acme",
         default="selfSigned",
     )

@@ -225,8 +225,11 @@ SECURITY_HEADERS = {
 }
 
 
-def assert_security_headers(headers: dict[str, str]) -> None:
+def assert_security_headers(headers: dict[str, str], hsts: bool = True) -> None:
     for name, value in SECURITY_HEADERS.items():
+        if name == "strict-transport-security" and not hsts:
+            assert name not in headers, f"HSTS would pin every local server of the browser: {headers[name]}"
+            continue
         assert headers.get(name) == value, (name, headers)
     assert "x-powered-by" not in headers, "the upstream's X-Powered-By is removed"
 
@@ -325,8 +328,11 @@ def test_self_signed_mode_serves_https_with_a_generated_certificate(
     with traefik(settings_for(tls="selfSigned"), ports_of(upstreams), tmp_path) as edge:
         status, headers, body = request(edge.ports["client"])
         assert (status, body) == (200, "spa")
-        assert_security_headers(headers)
-        assert request(edge.ports["server"])[2] in {"api-1", "api-2"}
+        # HSTS is keyed by host, not port: on `localhost` it would force HTTPS on every local dev server.
+        assert_security_headers(headers, hsts=False)
+        status, headers, body = request(edge.ports["server"])
+        assert body in {"api-1", "api-2"}
+        assert_security_headers(headers, hsts=False)
         with pytest.raises(ssl.SSLCertVerificationError, match=r"self-signed|self signed"):
             verified = http.client.HTTPSConnection("127.0.0.1", edge.ports["client"], timeout=10)
             verified.request("GET", "/")
