@@ -4,7 +4,7 @@ import os
 
 import pulumi
 
-from sentinel_infra.platform import check_engine_environment
+from sentinel_infra.docker.platform import check_engine_environment
 from sentinel_infra.settings import load_settings
 from sentinel_infra.stack import build_stack
 

@@ -37,8 +37,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
-from .provider_forms import cpus_input
-from .ssh import parse_host_key
+from .docker.provider_forms import cpus_input
+from .docker.ssh import parse_host_key
+from .specs.model import Limits
 
 NAMESPACE = "sentineliq"
 
@@ -149,14 +150,6 @@ ImageTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The CPU and memory limits a container runs with."""
-
-    cpus: float
-    memory_mb: int
 
 
 class LimitsOverride(_Section):

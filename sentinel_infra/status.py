@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .docker.platform import LOCAL_ENGINE_ENVIRONMENT
 from .naming import LABEL_PREFIX
 from .offline import stack_file_config
-from .platform import LOCAL_ENGINE_ENVIRONMENT
 from .settings import NAMESPACE, SERVICE_NAMES
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from local_servers import free_port, require
 
-from sentinel_infra import edge as edge_module
 from sentinel_infra.settings import Settings
+from sentinel_infra.specs import edge as edge_module
 
 
 def traefik_binary() -> str:

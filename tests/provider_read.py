@@ -34,7 +34,7 @@ from typing import Any
 
 from harness import Registration, unwrap
 
-from sentinel_infra.provider_forms import go_duration, nano_cpus_string, parse_cpus
+from sentinel_infra.docker.provider_forms import go_duration, nano_cpus_string, parse_cpus
 
 UPSTREAM = "https://github.com/kreuzwerker/terraform-provider-docker/blob/5074970c/internal/provider/"
 CONTAINER_READ = UPSTREAM + "resource_docker_container_funcs.go (resourceDockerContainerRead)"

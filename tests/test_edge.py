@@ -16,9 +16,9 @@ from edge_support import StandIn, closed_port, traefik
 from harness import TEST_SECRETS, Deployment, deploy_stack, plain_strings, stack_settings
 from test_settings import problems_of
 
-from sentinel_infra import edge as edge_module
-from sentinel_infra.edge import EDGE_IMAGE, EDGE_VERSION, dynamic_config, render, static_config
 from sentinel_infra.settings import Settings
+from sentinel_infra.specs import edge as edge_module
+from sentinel_infra.specs.edge import EDGE_IMAGE, EDGE_VERSION, dynamic_config, render, static_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,9 +26,9 @@ from harness import ROOT, TEST_SECRETS, Deployment, deploy, deploy_stack, stack_
 from local_servers import docker_engine, tiny_image
 from pydantic import SecretStr
 
+from sentinel_infra.docker.oneshot import InRunningContainer, OneShotArgs, exec_command
+from sentinel_infra.docker.platform import check_engine_environment
 from sentinel_infra.naming import StackNames
-from sentinel_infra.oneshot import InRunningContainer, OneShotArgs, exec_command
-from sentinel_infra.platform import check_engine_environment
 from sentinel_infra.settings import Settings
 from sentinel_infra.status import DockerUnavailableError, collect
 

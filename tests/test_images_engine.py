@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from local_servers import docker_engine, registry, tiny_image
 
-from sentinel_infra.images import pinned
+from sentinel_infra.docker.images import pinned
 
 # The Accept headers of the provider's registry lookup (`setupHTTPHeadersForRegistryRequests`,
 # internal/provider/authentication_helpers.go), behind `get_registry_image(...).sha256_digest`.

@@ -53,9 +53,10 @@ from sentineliq_policy.rules import (
 from sentineliq_policy.values import SENSITIVE_DIRECTORIES, SENSITIVE_TREES, normalise, sensitive
 from test_stack import remote
 
-from sentinel_infra.application import client
-from sentinel_infra.data_services import postgres, redis
 from sentinel_infra.settings import Settings
+from sentinel_infra.specs.client import client
+from sentinel_infra.specs.postgres import postgres
+from sentinel_infra.specs.redis import redis
 
 URN = "urn:pulumi:prod::sentineliq::sentineliq:service:ServiceContainer$docker:index/container:Container::{}"
 

@@ -14,7 +14,7 @@ import pytest
 from harness import PROJECT, stack_config, with_secrets
 from local_servers import require
 
-from sentinel_infra.provider_forms import cpus_input, go_duration, nano_cpus_string, parse_cpus, seconds
+from sentinel_infra.docker.provider_forms import cpus_input, go_duration, nano_cpus_string, parse_cpus, seconds
 from sentinel_infra.settings import collect_problems
 
 GO_PROGRAM = Path(__file__).parent / "fixtures" / "upstream" / "forms.go"

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from local_servers import docker_engine, tiny_image
 from provider_read import RULES, drift, parse_duration
 
-from sentinel_infra.provider_forms import go_duration, nano_cpus_string, parse_cpus
+from sentinel_infra.docker.provider_forms import go_duration, nano_cpus_string, parse_cpus
 from sentinel_infra.settings import SERVICE_NAMES, collect_problems
 
 

@@ -20,11 +20,15 @@ from harness import TEST_SECRETS
 from local_servers import require
 from standins import PG_BIN, Http, Outcome, Postgres, Redis, Reply, Server, Tcp, available, health_argv, isolated
 
-from sentinel_infra.application import client, server
-from sentinel_infra.data_services import postgres, redis
-from sentinel_infra.logging_stack import elasticsearch, kibana, logstash
-from sentinel_infra.service import ServiceSpec
 from sentinel_infra.settings import Settings
+from sentinel_infra.specs.client import client
+from sentinel_infra.specs.elasticsearch import elasticsearch
+from sentinel_infra.specs.kibana import kibana
+from sentinel_infra.specs.logstash import logstash
+from sentinel_infra.specs.model import ServiceSpec
+from sentinel_infra.specs.postgres import postgres
+from sentinel_infra.specs.redis import redis
+from sentinel_infra.specs.server import server
 
 SETTINGS = Settings.model_validate({**TEST_SECRETS, "serverTag": "main", "clientTag": "main"})
 
@@ -207,4 +211,4 @@ def test_elastic_start_periods_cover_twice_the_typical_start(spec: ServiceSpec) 
     shared two-core host Elastic starts at half speed), and `pulumi up` must wait longer than the start period."""
     typical = TYPICAL_SECONDS_TO_HEALTHY[spec.name]
     assert spec.healthcheck.start_period >= 2 * typical
-    assert spec.wait_timeout >= spec.healthcheck.start_period + spec.healthcheck.retries * spec.healthcheck.interval
+    assert spec.ready_timeout >= spec.healthcheck.start_period + spec.healthcheck.retries * spec.healthcheck.interval

@@ -16,8 +16,8 @@ import pytest
 from harness import TEST_SECRETS
 from local_servers import free_port, require
 
-from sentinel_infra.data_services import redis
 from sentinel_infra.settings import Settings
+from sentinel_infra.specs.redis import redis
 
 PASSWORDS = ["plain-password-123", 'with "quotes" and \\back\\slashes', "spaces  and # hash ; semi 'single'"]
 

@@ -20,19 +20,15 @@ from local_servers import require
 from pydantic import SecretStr
 from standins import PG_BIN, Http, Outcome, Postgres, Reply, Server, available, isolated
 
-from sentinel_infra import logging_stack
-from sentinel_infra.data_services import (
-    database_url,
-    minio_app_policy,
-    minio_setup_input,
-    minio_setup_script,
-    redis_url,
-)
-from sentinel_infra.migrations import SCRIPT as MIGRATE_SCRIPT
+from sentinel_infra.docker.oneshot import InNewContainer, OneShotArgs, exec_command, run_command
 from sentinel_infra.naming import StackNames
-from sentinel_infra.oneshot import InNewContainer, OneShotArgs, exec_command, run_command
-from sentinel_infra.rotation import ELASTIC_SCRIPT, POSTGRES_SCRIPT, elastic_input, postgres_statements
 from sentinel_infra.settings import MINIO_APP_USER, Settings
+from sentinel_infra.specs import elastic_setup
+from sentinel_infra.specs.migrate import SCRIPT as MIGRATE_SCRIPT
+from sentinel_infra.specs.minio_setup import minio_app_policy, minio_setup_input, minio_setup_script
+from sentinel_infra.specs.postgres import database_url
+from sentinel_infra.specs.redis import redis_url
+from sentinel_infra.specs.rotation import ELASTIC_SCRIPT, POSTGRES_SCRIPT, elastic_input, postgres_statements
 
 # Quotes, backslashes, spaces, $ and URL-special characters: whatever a generator may produce.
 TRICKY = "p\"a\\ss w$rd'x@/:#?%"
@@ -150,9 +146,9 @@ def in_namespace(
 
 def test_the_elastic_setup_sends_each_identity(work: Path) -> None:
     config = settings(elasticPassword="elastic-" + TRICKY, kibanaSystemPassword="kibana-" + TRICKY)
-    stdin = logging_stack.setup_input(config).get_secret_value()
+    stdin = elastic_setup.setup_input(config).get_secret_value()
     server = Http(9200, SETUP_ROUTES, credentials="elastic:elastic-" + TRICKY)
-    result = in_namespace(work, command_line(logging_stack.SETUP_SCRIPT), stdin, [server])
+    result = in_namespace(work, command_line(elastic_setup.SETUP_SCRIPT), stdin, [server])
     assert result.returncode == 0, result.stderr
     assert [(r.method, r.path) for r in result.requests] == [
         ("POST", "/_security/user/kibana_system/_password"),
@@ -162,25 +158,25 @@ def test_the_elastic_setup_sends_each_identity(work: Path) -> None:
     assert {r.user for r in result.requests} == {"elastic:elastic-" + TRICKY}
     bodies = [json.loads(r.body) for r in result.requests]
     assert bodies[0] == {"password": "kibana-" + TRICKY}
-    assert bodies[1] == logging_stack.WRITER_ROLE
+    assert bodies[1] == elastic_setup.WRITER_ROLE
     assert (bodies[2]["password"], bodies[2]["roles"]) == (TEST_SECRETS["logstashPassword"], ["logstash_writer"])
     assert TRICKY not in (work / "docker-args").read_text(), "a secret reached a command line"
 
 
 def test_the_elastic_setup_fails_on_a_refused_password(work: Path) -> None:
     """An HTTP 401 must fail the step (`curl -f`), at the first request."""
-    stdin = logging_stack.setup_input(settings()).get_secret_value()
+    stdin = elastic_setup.setup_input(settings()).get_secret_value()
     server = Http(9200, SETUP_ROUTES, credentials="elastic:the-password-elasticsearch-really-has")
-    result = in_namespace(work, command_line(logging_stack.SETUP_SCRIPT), stdin, [server])
+    result = in_namespace(work, command_line(elastic_setup.SETUP_SCRIPT), stdin, [server])
     assert result.returncode != 0
     assert len(result.requests) == 1
 
 
 def test_the_elastic_setup_fails_on_a_server_error(work: Path) -> None:
-    stdin = logging_stack.setup_input(settings()).get_secret_value()
+    stdin = elastic_setup.setup_input(settings()).get_secret_value()
     routes = {**SETUP_ROUTES, "/_security/role/logstash_writer": Reply(400, '{"error":"bad role"}')}
     server = Http(9200, routes, credentials=f"elastic:{TEST_SECRETS['elasticPassword']}")
-    result = in_namespace(work, command_line(logging_stack.SETUP_SCRIPT), stdin, [server])
+    result = in_namespace(work, command_line(elastic_setup.SETUP_SCRIPT), stdin, [server])
     assert result.returncode != 0
     assert [r.path for r in result.requests][-1] == "/_security/role/logstash_writer", "stops at the failure"
 

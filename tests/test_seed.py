@@ -29,10 +29,11 @@ from harness import (
 from pydantic import SecretStr
 from test_scripts import FAKE_DOCKER, TRICKY, run, write_tool
 
-from sentinel_infra.migrations import SEED_KEPT, SEED_SCRIPT, seed_data, seed_image
+from sentinel_infra.docker.oneshot import run_command
+from sentinel_infra.docker.steps import seed_data, seed_image
 from sentinel_infra.naming import StackNames
-from sentinel_infra.oneshot import run_command
 from sentinel_infra.settings import Settings, collect_problems
+from sentinel_infra.specs.migrate import SEED_KEPT, SEED_SCRIPT
 
 SEED = "seed-data-command"
 SERVER = "ghcr.io/killsearch/saas-server:main"

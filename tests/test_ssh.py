@@ -24,8 +24,8 @@ import pytest
 from harness import PROJECT, SSH_HOST_KEY, Deployment, deploy, stack_config, unwrap, with_secrets
 from local_servers import docker_engine, free_port, require
 
+from sentinel_infra.docker.ssh import HOST_KEY_ALIAS, parse_host_key, provider_ssh_options
 from sentinel_infra.settings import collect_problems
-from sentinel_infra.ssh import HOST_KEY_ALIAS, parse_host_key, provider_ssh_options
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 REMOTE = ("command:remote:Command",)

@@ -27,10 +27,10 @@ from harness import (
 from provider_read import parse_duration
 from sentineliq_policy.rules import DOCUMENTED_CAPABILITIES
 
-from sentinel_infra.edge import config_digest
-from sentinel_infra.images import pinned
-from sentinel_infra.service import HealthCheck, ServiceSpec
-from sentinel_infra.settings import SERVICE_NAMES, Limits
+from sentinel_infra.docker.images import pinned
+from sentinel_infra.settings import SERVICE_NAMES
+from sentinel_infra.specs.edge import config_digest
+from sentinel_infra.specs.model import HealthCheck, Limits, ServiceSpec
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -212,7 +212,7 @@ def test_logstash_pipeline_is_uploaded_not_bind_mounted(prod: Deployment) -> Non
     logstash = prod.containers()["logstash"]
     [upload] = logstash.plain("uploads")
     assert upload["file"] == "/usr/share/logstash/pipeline/logstash.conf"
-    pipeline = (ROOT / "sentinel_infra" / "files" / "logstash.conf").read_text()
+    pipeline = (ROOT / "sentinel_infra" / "specs" / "files" / "logstash.conf").read_text()
     assert upload["content"] == pipeline
     for needle in (
         "port => 5000",
@@ -517,7 +517,7 @@ def test_a_spec_cannot_leave_an_image_volume_unmounted() -> None:
             name="x",
             image="x:1",
             healthcheck=HealthCheck(test=("CMD", "true")),
-            wait_timeout=10,
+            ready_timeout=10,
             limits=Limits(cpus=1, memory_mb=64),
             image_volumes=("/data",),
         )

@@ -34,8 +34,8 @@ from typing import Literal
 from edge_support import traefik_binary
 from local_servers import free_port, import_rootfs
 
-from sentinel_infra import edge as edge_module
 from sentinel_infra.settings import Settings
+from sentinel_infra.specs import edge as edge_module
 
 Order = Literal["rolling", "recreate"]
 

@@ -63,7 +63,7 @@ SERVICE_LABEL = "io.sentineliq.service"
 
 PUBLIC_PORTS: dict[str, list[int]] = {"edge": [8000, 8001, 8080, 8443]}
 """Per service, the container ports it may publish on a non-loopback host address: the edge (the reverse proxy in
-front of the app) alone, on its entry points (sentinel_infra/edge.py)."""
+front of the app) alone, on its entry points (sentinel_infra/specs/edge.py)."""
 PRIVILEGED_PORTS: dict[str, list[int]] = {"edge": [80, 443]}
 """Per service, the host ports below 1024 it may map: the edge serves HTTP and HTTPS on the standard ports."""
 APP_SERVICES = ("server", "client")

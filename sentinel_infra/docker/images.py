@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from .service import ServiceSpec
+from ..specs.model import ServiceSpec
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -77,7 +77,7 @@ class ImageSet(pulumi.ComponentResource):
             if spec.image in pulled:
                 self.images[spec.name] = pulled[spec.image]
                 continue
-            if spec.track_registry_digest:
+            if spec.follow_tag:
                 digest = docker.get_registry_image_output(
                     name=spec.image, opts=pulumi.InvokeOutputOptions(parent=self, provider=args.provider)
                 ).sha256_digest

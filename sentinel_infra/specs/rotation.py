@@ -16,14 +16,11 @@ Kibana's and Logstash's identities are set by the Elastic setup step, which runs
 
 from __future__ import annotations
 
-import pulumi
 from pydantic import SecretStr
 
-from .data_services import DATABASE
-from .logging_stack import basic_auth_config
-from .naming import StackNames
-from .oneshot import InRunningContainer, OneShotArgs
-from .settings import Settings
+from ..settings import Settings
+from .elasticsearch import basic_auth_config
+from .postgres import DATABASE
 
 POSTGRES_SCRIPT = f"""set -eu
 exec psql --no-psqlrc --quiet -v ON_ERROR_STOP=1 -U {DATABASE} -d {DATABASE}
@@ -61,27 +58,3 @@ echo 'the elastic password was reset'
 def elastic_input(settings: Settings) -> SecretStr:
     auth = basic_auth_config("elastic", settings.elastic_password)
     return SecretStr(f"{auth}\n{settings.elastic_password.get_secret_value()}\n")
-
-
-def postgres_password(settings: Settings, names: StackNames, postgres: pulumi.Resource) -> OneShotArgs:
-    """Applies `postgresPassword` to the `sentineliq` role of the running database, once it is healthy."""
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InRunningContainer(names.physical("postgres")),
-        script=POSTGRES_SCRIPT,
-        stdin=postgres_statements(settings.postgres_password),
-        depends_on=[postgres],
-    )
-
-
-def elastic_password(settings: Settings, names: StackNames) -> OneShotArgs:
-    """Applies `elasticPassword` to the `elastic` user of the running cluster, before its container is replaced."""
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InRunningContainer(names.physical("elasticsearch"), skip_if_absent=True),
-        script=ELASTIC_SCRIPT,
-        stdin=elastic_input(settings),
-        depends_on=[],
-    )

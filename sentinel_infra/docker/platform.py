@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
-from .naming import StackNames
-from .settings import NAMESPACE, Settings
+from ..naming import StackNames
+from ..settings import NAMESPACE, Settings
 from .ssh import provider_ssh_options
-
-VOLUMES = ("postgres-data", "redis-data", "minio-data", "elasticsearch-data", "edge-data")
-"""The stateful volumes: everything the stack must never lose lives on one of them (`edge-data`: the ACME account
-and certificates; losing it re-issues every certificate and can hit the CA's rate limits)."""
-
 
 LOCAL_ENGINE_ENVIRONMENT = {"DOCKER_CONTEXT": "default"}
 """What makes a local `docker` command talk to the provider's engine, on any machine.
@@ -71,10 +66,14 @@ def _ssh_options(settings: Settings) -> list[str] | None:
 class PlatformArgs:
     settings: Settings
     names: StackNames
+    volumes: Sequence[str]
+    """The data volumes the specs mount (`postgres-data`, ...): everything the stack must never lose lives on one
+    of them (`edge-data`: the ACME account and certificates; losing it re-issues every certificate and can hit the
+    CA's rate limits)."""
 
 
 class Platform(pulumi.ComponentResource):
-    """The Docker provider every resource uses explicitly, one bridge network and the five stateful volumes."""
+    """The Docker provider every resource uses explicitly, one bridge network and the specs' data volumes."""
 
     provider: docker.Provider
     network: docker.Network
@@ -122,7 +121,7 @@ class Platform(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions.merge(on_docker, keep),
             )
-            for volume in VOLUMES
+            for volume in args.volumes
         }
         self.register_outputs(
             {

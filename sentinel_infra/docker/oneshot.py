@@ -19,9 +19,9 @@ import pulumi
 import pulumi_command as command
 from pydantic import SecretStr
 
-from .naming import StackNames
+from ..naming import StackNames
+from ..settings import Settings
 from .platform import LOCAL_ENGINE_ENVIRONMENT
-from .settings import Settings
 
 SECRET_OUTPUTS = ["stdout", "stderr"]
 

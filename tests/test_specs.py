@@ -1,0 +1,118 @@
+"""The target-neutral specs: no Pulumi in them, and the model's own rules.
+
+The Docker rendering of the specs is covered by the snapshots and the stack tests; these tests hold what a second
+target (Kubernetes) relies on: that `sentinel_infra.specs` can be imported without any provider SDK, and that every
+service declares the ports it listens on, with who may reach them.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness import ROOT, stack_settings
+
+from sentinel_infra.docker.containers import LOOPBACK, host_address, port_args
+from sentinel_infra.specs.model import HealthCheck, Limits, Port, ServiceSpec
+from sentinel_infra.stack import service_specs
+
+SPECS = ROOT / "sentinel_infra" / "specs"
+FORBIDDEN = ("pulumi", "pulumi_docker", "pulumi_command", "pulumi_kubernetes")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth of its code (`TYPE_CHECKING` blocks included)."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module)
+    return modules
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.py")), ids=lambda path: path.name)
+def test_a_spec_module_imports_no_pulumi(path: Path) -> None:
+    found = {m for m in imported_modules(path) if m.split(".")[0] in FORBIDDEN}
+    assert not found, f"{path.name} imports {sorted(found)}: a spec is target-neutral data"
+
+
+def test_the_ast_check_sees_an_import(tmp_path: Path) -> None:
+    """The check above is not vacuous: it finds both forms of import, nested ones too."""
+    path = tmp_path / "probe.py"
+    path.write_text("import os\nif True:\n    import pulumi_docker as docker\nfrom pulumi import Output\n")
+    assert {"pulumi_docker", "pulumi"} <= imported_modules(path)
+
+
+def test_importing_every_spec_loads_no_provider_sdk() -> None:
+    """Transitively too: the specs (and the shared settings they read) load no target's SDK."""
+    modules = [f"sentinel_infra.specs.{path.stem}" for path in sorted(SPECS.glob("*.py"))]
+    probe = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi_docker', 'pulumi_command', "
+        "'pulumi_kubernetes')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_service_declares_the_ports_it_listens_on() -> None:
+    """A Kubernetes Service is made from these; on Docker only the published ones become host ports."""
+    specs = service_specs(stack_settings("prod"))
+    ports = {name: {p.container for p in spec.ports} for name, spec in specs.items()}
+    assert ports == {
+        "postgres": {5432},
+        "redis": {6379},
+        "minio": {9000, 9001},
+        "elasticsearch": {9200},
+        "logstash": {5000},
+        "kibana": {5601},
+        "server": {3001},
+        "client": {3000},
+        "edge": {8080, 8443, 3001},
+    }
+    for spec in specs.values():
+        names = [p.name for p in spec.ports]
+        assert len(names) == len(set(names)), f"{spec.name}: two ports share a name"
+
+
+def test_a_port_has_a_host_port_exactly_when_it_is_not_internal() -> None:
+    Port("api", 9000)
+    Port("console", 9001, "operator", 9001)
+    with pytest.raises(ValueError, match="host port is given exactly when it is not internal"):
+        Port("api", 9000, host=9000)
+    with pytest.raises(ValueError, match="host port is given exactly when it is not internal"):
+        Port("console", 9001, "public")
+
+
+def test_docker_binds_operator_ports_to_loopback_and_public_ones_to_the_bind_address() -> None:
+    assert host_address(Port("console", 9001, "operator", 9001), "0.0.0.0") == LOOPBACK
+    assert host_address(Port("https", 8443, "public", 443), "192.0.2.10") == "192.0.2.10"
+    spec = ServiceSpec(
+        name="x",
+        image="x:1",
+        healthcheck=HealthCheck(test=("CMD", "true")),
+        ready_timeout=10,
+        limits=Limits(cpus=1, memory_mb=64),
+        ports=(Port("internal", 80), Port("ui", 81, "operator", 8081), Port("web", 82, "public", 80)),
+    )
+    published = [(p.internal, p.external, p.ip) for p in port_args(spec, "192.0.2.10") or []]
+    assert published == [(81, 8081, LOOPBACK), (82, 80, "192.0.2.10")], "an internal port is never published"
+
+
+def test_a_rolling_service_may_listen_but_not_publish() -> None:
+    base = {
+        "name": "x",
+        "image": "x:1",
+        "healthcheck": HealthCheck(test=("CMD", "true")),
+        "ready_timeout": 10,
+        "limits": Limits(cpus=1, memory_mb=64),
+        "rolling": True,
+    }
+    ServiceSpec(**base, ports=(Port("http", 80),))
+    with pytest.raises(ValueError, match="rolling container cannot publish a host port"):
+        ServiceSpec(**base, ports=(Port("http", 80, "public", 80),))
