@@ -34,7 +34,7 @@ from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy import EnforcementLevel, PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
-from sentineliq_policy import docker_cli
+from sentineliq_policy import docker_cli, pack
 from sentineliq_policy.rules import (
     COMMANDS,
     CONTAINER,
@@ -48,7 +48,6 @@ from sentineliq_policy.rules import (
     SWARM_SERVICE,
     VOLUME,
     one_shot_containers,
-    policies,
 )
 from sentineliq_policy.values import SENSITIVE_DIRECTORIES, SENSITIVE_TREES, normalise, sensitive
 from test_stack import remote
@@ -102,9 +101,10 @@ def args_for(resource: Registration, config: dict[str, Any] | None = None, props
 
 
 def run(args: ResourceValidationArgs, only: set[str] | None = None) -> dict[str, list[str]]:
-    """{rule name: messages} for the rules the resource breaks, each rule through its real validator."""
+    """{rule name: messages} for the rules the resource breaks, each rule through its real validator (the pack's
+    resource policies come first, in the order of its rules)."""
     found: dict[str, list[str]] = {}
-    for rule, policy in zip(RULES, policies(), strict=True):
+    for rule, policy in zip(pack.RULES, pack.policies()[: len(pack.RULES)], strict=True):
         if only is not None and rule.name not in only:
             continue
         messages: list[str] = []
@@ -1015,7 +1015,7 @@ def test_no_command_line_makes_a_check_raise(line: str) -> None:
 @given(props=shapes)
 def test_no_top_level_shape_makes_a_validator_raise(props: Any) -> None:
     for resource_type in (CONTAINER, VOLUME, LOCAL_COMMAND):
-        for policy in policies():
+        for policy in pack.policies()[: len(pack.RULES)]:
             policy.validate(args_of(resource_type, props), lambda _message, _urn: None)
 
 
@@ -1167,7 +1167,7 @@ def _engine_value(value: Any) -> Any:
 def analyze(resource: Registration, inputs: dict[str, Any] | None = None) -> list[Any]:
     """The diagnostics of pulumi_policy's analyzer servicer (what `pulumi preview --policy-pack` runs behind gRPC)
     for one resource: the real deserialisation, unknown-value proxy, config and enforcement levels."""
-    servicer = _PolicyAnalyzerServicer("sentineliq", "1", policies(), EnforcementLevel.MANDATORY)
+    servicer = _PolicyAnalyzerServicer("sentineliq", "1", pack.policies(), EnforcementLevel.MANDATORY)
     properties = struct_pb2.Struct()
     json_format.ParseDict(_engine_value(resource.inputs if inputs is None else inputs), properties)
     options = analyzer_pb2.AnalyzerResourceOptions(

@@ -1,4 +1,5 @@
-"""The rules of the SentinelIQ policy pack, importable without starting a policy server.
+"""The rule machinery of the SentinelIQ policy pack and its Docker rules, importable without starting a policy
+server (`pack.py` gathers them with the Kubernetes rules of `kubernetes.py`).
 
 Each rule is data: a name, the CIS Docker Benchmark 1.6 control it enforces (where there is one), its
 enforcement, and a check per resource type that yields one problem per violation. The container checks also run
@@ -17,6 +18,7 @@ capability adds (5.4) and a read-only root filesystem (5.13), where an image may
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,9 +28,12 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
+    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
 
@@ -125,6 +130,7 @@ class Subject:
     """A container started by a one-shot command line (`docker run --rm`), not a `docker.Container`."""
     delete_before_replace: bool | None = None
     """As the program set it; None leaves the provider's choice (pulumi-docker: delete first)."""
+    resource_type: str = ""
 
     @property
     def label(self) -> str:
@@ -189,7 +195,8 @@ class Rule:
         if check is not None:
             opts = args.opts
             protect, replace = bool(getattr(opts, "protect", False)), getattr(opts, "delete_before_replace", None)
-            yield Subject(args.name, args.urn, props, protect, config, delete_before_replace=replace), check
+            subject = Subject(args.name, args.urn, props, protect, config, delete_before_replace=replace)
+            yield dataclasses.replace(subject, resource_type=args.resource_type), check
         if args.resource_type in COMMANDS and self.one_shots:
             for index, container in enumerate(one_shot_containers(props), start=1):
                 name = f"{args.name} (docker run #{index})"
@@ -218,6 +225,46 @@ class Rule:
             validate=validate,
             enforcement_level=self.enforcement,
             config_schema=schema,
+        )
+
+
+@dataclass(frozen=True)
+class StackResource:
+    """What a stack rule sees of one resource."""
+
+    resource_type: str
+    name: str
+    props: Mapping[str, Any]
+
+
+StackCheck = Callable[[Sequence[StackResource]], Iterator[str]]
+
+
+@dataclass(frozen=True)
+class StackRule:
+    """A rule about the stack as a whole (what must exist, what two resources must not share)."""
+
+    name: str
+    description: str
+    check: StackCheck
+    enforcement: EnforcementLevel = EnforcementLevel.MANDATORY
+
+    def problems(self, resources: Sequence[PolicyResource | StackResource]) -> list[str]:
+        seen = [StackResource(r.resource_type, r.name, fields(r.props)) for r in resources]
+        try:
+            return list(self.check(seen))
+        except UnknownValueError:
+            raise
+        except Exception as error:  # a check that cannot run must fail, never pass
+            return [f"the stack could not be checked ({type(error).__name__}). Fix: report this"]
+
+    def policy(self) -> StackValidationPolicy:
+        def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+            for problem in self.problems(args.resources):
+                report(problem, None)
+
+        return StackValidationPolicy(
+            name=self.name, description=self.description, validate=validate, enforcement_level=self.enforcement
         )
 
 
@@ -833,7 +880,3 @@ RULES: Sequence[Rule] = (
         {LOCAL_COMMAND: _commands, REMOTE_COMMAND: _commands},
     ),
 )
-
-
-def policies() -> list[ResourceValidationPolicy]:
-    return [rule.policy() for rule in RULES]
