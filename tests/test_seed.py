@@ -30,10 +30,10 @@ from pydantic import SecretStr
 from test_scripts import FAKE_DOCKER, TRICKY, run, write_tool
 
 from sentinel_infra.docker.oneshot import run_command
-from sentinel_infra.docker.steps import seed_data, seed_image
+from sentinel_infra.docker.steps import StepContext, seed_image, step_args
 from sentinel_infra.naming import StackNames
 from sentinel_infra.settings import Settings, collect_problems
-from sentinel_infra.specs.migrate import SEED_KEPT, SEED_SCRIPT
+from sentinel_infra.specs.migrate import SEED_KEPT, SEED_SCRIPT, seed_step
 
 SEED = "seed-data-command"
 SERVER = "ghcr.io/killsearch/saas-server:main"
@@ -123,7 +123,9 @@ def seed_command_line() -> tuple[str, SecretStr]:
         {**TEST_SECRETS, "postgresPassword": TRICKY, "serverTag": "main", "clientTag": "main"}
     )
     names = StackNames("sentineliq", "test")
-    args = seed_data(settings, names, "sentineliq-test-network", [])
+    # Only what the command line is made of: the step's script, settings and names (no resource is rendered).
+    context = StepContext(settings, names, "sentineliq-test-network", None, str, {}, {"migrate": None})
+    args = step_args(seed_step(settings), context, image=seed_image(names))
     return run_command(args, "seed-data", seed_image(names), "sentineliq-test-network"), args.stdin
 
 

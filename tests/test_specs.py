@@ -8,16 +8,21 @@ service declares the ports it listens on, with who may reach them.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from harness import ROOT, stack_settings
+from harness import ROOT, Deployment, deploy_stack, stack_settings
+from pydantic import SecretStr
 
 from sentinel_infra.docker.containers import LOOPBACK, host_address, port_args
-from sentinel_infra.specs.model import HealthCheck, Limits, Port, ServiceSpec
-from sentinel_infra.stack import service_specs
+from sentinel_infra.graph import COMMANDS
+from sentinel_infra.offline import CONTAINER
+from sentinel_infra.settings import SERVICE_NAMES
+from sentinel_infra.specs.model import HealthCheck, Limits, OneShotSpec, Port, ServiceSpec
+from sentinel_infra.specs.plan import PlanError, build_plan, make_plan
 
 SPECS = ROOT / "sentinel_infra" / "specs"
 FORBIDDEN = ("pulumi", "pulumi_docker", "pulumi_command", "pulumi_kubernetes")
@@ -62,7 +67,7 @@ def test_importing_every_spec_loads_no_provider_sdk() -> None:
 
 def test_every_service_declares_the_ports_it_listens_on() -> None:
     """A Kubernetes Service is made from these; on Docker only the published ones become host ports."""
-    specs = service_specs(stack_settings("prod"))
+    specs = build_plan(stack_settings("prod")).services
     ports = {name: {p.container for p in spec.ports} for name, spec in specs.items()}
     assert ports == {
         "postgres": {5432},
@@ -116,3 +121,94 @@ def test_a_rolling_service_may_listen_but_not_publish() -> None:
     ServiceSpec(**base, ports=(Port("http", 80),))
     with pytest.raises(ValueError, match="rolling container cannot publish a host port"):
         ServiceSpec(**base, ports=(Port("http", 80, "public", 80),))
+
+
+# --- the plan: one start order, checked, and exactly what the Docker target registers -----------------------------
+
+
+def registered_edges(deployment: Deployment) -> dict[str, set[str]]:
+    """Each container's and command's start-order upstreams, by plan name (a replica counts as its service)."""
+    runnable = {
+        r.urn: r.name.removesuffix("-container").removesuffix("-command")
+        for r in deployment.resources
+        if r.type in (CONTAINER, *COMMANDS)
+    }
+    edges: dict[str, set[str]] = {}
+    for resource in deployment.resources:
+        if resource.urn in runnable:
+            name = re.sub(r"^server-\d+$", "server", runnable[resource.urn])
+            found = {runnable[urn] for urn in resource.dependencies if urn in runnable}
+            edges.setdefault(name, set()).update(found)
+    return edges
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_docker_target_registers_exactly_the_plans_edges(stack: str) -> None:
+    """dev has the seed step and backups off; prod has replicas and backups: every edge is the plan's, no more."""
+    plan = build_plan(stack_settings(stack))
+    expected = {name: set(plan.after(name)) for name in plan.order}
+    expected.update({job.name: set(job.after) for job in plan.backups})
+    assert registered_edges(deploy_stack(stack)) == expected
+
+
+def test_the_plan_orders_each_spec_after_its_upstreams() -> None:
+    plan = build_plan(stack_settings("dev"))
+    position = {name: index for index, name in enumerate(plan.order)}
+    assert set(position) == {*plan.services, *plan.steps}
+    for name in plan.order:
+        assert all(position[upstream] < position[name] for upstream in plan.after(name)), name
+    assert "seed-data" in plan.steps and "seed-data" in plan.services["server"].after
+
+
+def spec(name: str, after: tuple[str, ...] = (), talks_to: tuple[str, ...] = ()) -> ServiceSpec:
+    return ServiceSpec(
+        name=name,
+        image=f"{name}:1",
+        healthcheck=HealthCheck(test=("CMD", "true")),
+        ready_timeout=10,
+        limits=Limits(cpus=1, memory_mb=64),
+        after=after,
+        talks_to=talks_to,
+    )
+
+
+def step(name: str, service: str, after: tuple[str, ...] = ()) -> OneShotSpec:
+    return OneShotSpec(name=name, service=service, script="true", stdin=SecretStr(""), after=after)
+
+
+def test_a_plan_refuses_unknown_names_cycles_and_clashes() -> None:
+    make_plan([spec("db"), spec("app", ("db", "migrate"))], [step("migrate", "app", ("db",))], {}, [])
+    with pytest.raises(PlanError, match="app: starts after cache, which does not exist"):
+        make_plan([spec("db"), spec("app", ("db", "cache"))], [], {}, [])
+    with pytest.raises(PlanError, match="app: talks to queue, which is no service"):
+        make_plan([spec("app", talks_to=("queue",))], [], {}, [])
+    with pytest.raises(PlanError, match="migrate: runs with api, which is no service"):
+        make_plan([spec("db")], [step("migrate", "api", ("db",))], {}, [])
+    with pytest.raises(PlanError, match="cycle among app, migrate"):
+        make_plan([spec("db"), spec("app", ("migrate",))], [step("migrate", "app", ("app",))], {}, [])
+    with pytest.raises(PlanError, match="db: both a service and a step"):
+        make_plan([spec("db")], [step("db", "db")], {}, [])
+    with pytest.raises(PlanError, match="two specs share a name"):
+        make_plan([spec("db"), spec("db")], [], {}, [])
+
+
+def test_only_a_step_inside_a_running_service_may_skip_an_absent_one() -> None:
+    OneShotSpec("rotate", "db", "true", SecretStr(""), in_service=True, skip_if_absent=True)
+    with pytest.raises(ValueError, match="only a step inside a running service can skip an absent one"):
+        OneShotSpec("rotate", "db", "true", SecretStr(""), skip_if_absent=True)
+
+
+def test_each_data_service_declares_its_backup_and_gets_one_job() -> None:
+    plan = build_plan(stack_settings("prod"))
+    with_backup = [name for name, spec in plan.services.items() if spec.backup is not None]
+    assert with_backup == ["postgres", "redis", "minio"]
+    assert [(job.name, job.image, job.after) for job in plan.backups] == [
+        (f"backup-{name}", plan.services[name].image, (name,)) for name in with_backup
+    ]
+    off = build_plan(stack_settings("prod", backup='{"enabled": false}'))
+    assert off.backups == ()
+
+
+def test_the_settings_service_names_are_the_plans_services() -> None:
+    """`resources.<service>` and `status` name the services by `ServiceName`: exactly the plan's, in its order."""
+    assert tuple(build_plan(stack_settings("dev")).services) == SERVICE_NAMES

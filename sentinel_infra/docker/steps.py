@@ -1,18 +1,21 @@
-"""The one-shot steps on Docker: each step's script and stdin (from `sentinel_infra.specs`) placed on the engine.
+"""The one-shot steps on Docker: each `OneShotSpec` becomes a pulumi-command `OneShot` on the engine's host.
 
-A step runs in a new container of an image on the stack network, or inside a running container (the rotations),
-and waits for the resources its caller names. The seed step runs the stack's local tag
-`localhost/<project>-<stack>-server:seed`, which a `docker.Tag` moves to each new server image: its command line
-holds no image id, so a new image does not seed again (the tag resource, not the seed, changes with the image;
-upstream's `resourceDockerTagDelete` and `Read` are no-ops: kreuzwerker/terraform-provider-docker
-`internal/provider/resource_docker_tag_funcs.go`). pulumi-command runs `create` once, `update` (or `create`
-again, when there is no `update`) on any input change, and `create` again on a replacement, which a change of
-`triggers` forces: the seed's only trigger is `seedDataRun`, and a change of its stdin (a rotated
-`postgresPassword`) runs `update`, a no-op that says how to seed again.
+A step runs in a new container of its service's image on the stack network, or inside the service's running
+container (`in_service`); its `reruns` become the command's `triggers` (a new image id, a new container id, a
+setting's value), which make pulumi-command replace it and run `create` again.
+
+A step that runs once (`on_input_change`, the seed) must keep a stable command line: pulumi-command runs `update`
+(or `create` again, when there is no `update`) on any input change, and `create` again on a replacement. So it does
+not run the image id: it runs the stack's local tag `localhost/<project>-<stack>-<service>:<name>`, which a
+`docker.Tag` moves to each new image (the tag resource, not the step, changes with the image; upstream's
+`resourceDockerTagDelete` and `Read` are no-ops: kreuzwerker/terraform-provider-docker
+`internal/provider/resource_docker_tag_funcs.go`); a change of its stdin (a rotated `postgresPassword`) runs
+`on_input_change`, a no-op that says how to run it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -20,152 +23,106 @@ import pulumi_docker as docker
 
 from ..naming import StackNames
 from ..settings import Settings
-from ..specs.elastic_setup import SETUP_SCRIPT, setup_input
-from ..specs.migrate import SCRIPT, SEED_KEPT, SEED_SCRIPT, database_input
-from ..specs.minio_setup import minio_setup_input, minio_setup_script
-from ..specs.rotation import ELASTIC_SCRIPT, POSTGRES_SCRIPT, elastic_input, postgres_statements
+from ..specs.model import NewImage, NewInstance, OneShotSpec, Setting
 from .oneshot import InNewContainer, InRunningContainer, OneShot, OneShotArgs
 
-
-def minio_setup(
-    settings: Settings,
-    names: StackNames,
-    image_id: pulumi.Input[str],
-    network_name: pulumi.Input[str],
-    minio: pulumi.CustomResource,
-) -> OneShotArgs:
-    """The bucket and the application's least-privilege user, with `mc` from the MinIO image itself.
-
-    It runs once MinIO is healthy, again when its input changes (root or application password, bucket: stdin and
-    script) or the MinIO container is new.
-    """
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InNewContainer(image_id, network_name),
-        script=minio_setup_script(settings.s3_bucket),
-        stdin=minio_setup_input(settings),
-        triggers=[minio.id],
-        depends_on=[minio],
-    )
-
-
-def elastic_setup(
-    settings: Settings,
-    names: StackNames,
-    image_id: pulumi.Input[str],
-    network_name: pulumi.Input[str],
-    elasticsearch: pulumi.CustomResource,
-) -> OneShotArgs:
-    """The security setup that Elastic's own compose file does in its `setup` service, as a one-shot step.
-
-    It runs once Elasticsearch is healthy, again when a password changes (stdin) or the container is new.
-    """
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InNewContainer(image_id, network_name),
-        script=SETUP_SCRIPT,
-        stdin=setup_input(settings),
-        triggers=[elasticsearch.id],
-        depends_on=[elasticsearch],
-    )
-
-
-def migration(
-    settings: Settings,
-    names: StackNames,
-    server_image_id: pulumi.Input[str],
-    network_name: pulumi.Input[str],
-    after: list[pulumi.Resource],
-) -> OneShotArgs:
-    """The migration step; `after` holds the PostgreSQL container (healthy, by its `wait`) and the password step.
-    The image id is the trigger, so every new server image migrates once."""
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InNewContainer(server_image_id, network_name),
-        script=SCRIPT,
-        stdin=database_input(settings),
-        triggers=[server_image_id],
-        depends_on=after,
-    )
-
-
-def seed_image(names: StackNames) -> str:
-    """The stack's local tag of its current server image: a stable name, never pulled (no registry answers
-    `localhost/…` on a Docker host)."""
-    return f"localhost/{names.physical('server')}:seed"
-
-
-def seed_data(
-    settings: Settings, names: StackNames, network_name: pulumi.Input[str], after: list[pulumi.Resource]
-) -> OneShotArgs:
-    """The seed step; `after` holds the migration and the tag of this update's server image."""
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InNewContainer(seed_image(names), network_name),
-        script=SEED_SCRIPT,
-        stdin=database_input(settings),
-        triggers=[settings.seed_data_run],
-        on_update=SEED_KEPT,
-        depends_on=after,
-    )
+COMPONENT_NAMES = {"seed-data": "seed"}
+"""The logical names the steps that run a local tag registered before the split (their URNs): the seed's component
+is `seed`, its tag `seed-image` and its command `seed-data-command`. Renaming them would replace the command, and
+a replaced command runs again: the seed would seed twice."""
 
 
 @dataclass(frozen=True)
-class SeedDataArgs:
+class StepContext:
+    """What a step's rendering reads from the resources rendered before it."""
+
     settings: Settings
     names: StackNames
-    server_image_id: pulumi.Input[str]
     network_name: pulumi.Input[str]
     provider: docker.Provider
-    after: list[pulumi.Resource]
-    """The migration (and what it waits for)."""
+    image_id: Callable[[str], pulumi.Input[str]]
+    """The pulled image id of a service."""
+    instances: Mapping[str, docker.Container]
+    """The rendered container of each service (replica 1)."""
+    done: Mapping[str, pulumi.Resource]
+    """What a dependant waits for, by service or step name."""
+
+
+def _triggers(step: OneShotSpec, context: StepContext) -> list[pulumi.Input[str]]:
+    triggers: list[pulumi.Input[str]] = []
+    for rerun in step.reruns:
+        if isinstance(rerun, NewImage):
+            triggers.append(context.image_id(step.service))
+        elif isinstance(rerun, NewInstance):
+            triggers.append(context.instances[rerun.service].id)
+        elif isinstance(rerun, Setting):
+            triggers.append(rerun.value)
+    return triggers
+
+
+def step_args(
+    step: OneShotSpec,
+    context: StepContext,
+    image: pulumi.Input[str] | None = None,
+    also_after: tuple[pulumi.Resource, ...] = (),
+) -> OneShotArgs:
+    """The step as a command: in a new container of `image` (its service's image id by default) or in the
+    service's running container."""
+    where: InNewContainer | InRunningContainer
+    if step.in_service:
+        where = InRunningContainer(context.names.physical(step.service), skip_if_absent=step.skip_if_absent)
+    else:
+        where = InNewContainer(context.image_id(step.service) if image is None else image, context.network_name)
+    return OneShotArgs(
+        settings=context.settings,
+        names=context.names,
+        where=where,
+        script=step.script,
+        stdin=step.stdin,
+        triggers=_triggers(step, context),
+        on_update=step.on_input_change,
+        depends_on=[*(context.done[name] for name in step.after), *also_after],
+    )
+
+
+def local_tag(names: StackNames, service: str, component: str) -> str:
+    """The stack's local tag of a service's current image: a stable name, never pulled (no registry answers
+    `localhost/…` on a Docker host)."""
+    return f"localhost/{names.physical(service)}:{component}"
+
+
+def seed_image(names: StackNames) -> str:
+    """The seed step's image: the stack's local tag of its current server image."""
+    return local_tag(names, "server", COMPONENT_NAMES["seed-data"])
 
 
 class SeedData(pulumi.ComponentResource):
-    """The seed step and the tag that points it at this update's server image."""
+    """A step that runs once, and the tag that points it at this update's image of its service (the seed)."""
 
     command: pulumi.Resource
-    """The step's command: the server waits for it."""
+    """The step's command: its dependants wait for it."""
 
-    def __init__(self, name: str, args: SeedDataArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, step: OneShotSpec, context: StepContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("sentineliq:migrations:SeedData", name, None, opts)
+        target = local_tag(context.names, step.service, name)
         tag = docker.Tag(
             f"{name}-image",
-            docker.TagArgs(source_image=args.server_image_id, target_image=seed_image(args.names)),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            docker.TagArgs(source_image=context.image_id(step.service), target_image=target),
+            opts=pulumi.ResourceOptions(parent=self, provider=context.provider),
         )
-        step = OneShot(
-            f"{name}-data",
-            seed_data(args.settings, args.names, args.network_name, [*args.after, tag]),
+        command = OneShot(
+            step.name,
+            step_args(step, context, image=target, also_after=(tag,)),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.command = step.command
+        self.command = command.command
         self.register_outputs({})
 
 
-def postgres_password(settings: Settings, names: StackNames, postgres: pulumi.Resource) -> OneShotArgs:
-    """Applies `postgresPassword` to the `sentineliq` role of the running database, once it is healthy."""
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InRunningContainer(names.physical("postgres")),
-        script=POSTGRES_SCRIPT,
-        stdin=postgres_statements(settings.postgres_password),
-        depends_on=[postgres],
-    )
-
-
-def elastic_password(settings: Settings, names: StackNames) -> OneShotArgs:
-    """Applies `elasticPassword` to the `elastic` user of the running cluster, before its container is replaced."""
-    return OneShotArgs(
-        settings=settings,
-        names=names,
-        where=InRunningContainer(names.physical("elasticsearch"), skip_if_absent=True),
-        script=ELASTIC_SCRIPT,
-        stdin=elastic_input(settings),
-        depends_on=[],
-    )
+def render_step(step: OneShotSpec, context: StepContext) -> pulumi.Resource:
+    """The step's resources; returns what its dependants wait for."""
+    if step.on_input_change is not None:
+        return SeedData(COMPONENT_NAMES.get(step.name, step.name), step, context).command
+    return OneShot(step.name, step_args(step, context)).command

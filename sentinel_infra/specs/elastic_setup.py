@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from ..settings import Settings
 from .elasticsearch import basic_auth_config
+from .model import NewInstance, OneShotSpec
 
 LOG_INDICES = "sentineliq-logs-*"
 
@@ -57,3 +58,15 @@ def setup_input(settings: Settings) -> SecretStr:
         ),
     ]
     return SecretStr("\n".join(lines) + "\n")
+
+
+def elastic_setup_step(settings: Settings) -> OneShotSpec:
+    """In a new container of the Elasticsearch image once it is ready; again when the cluster's container is new."""
+    return OneShotSpec(
+        name="elastic-setup",
+        service="elasticsearch",
+        script=SETUP_SCRIPT,
+        stdin=setup_input(settings),
+        after=("elasticsearch",),
+        reruns=(NewInstance("elasticsearch"),),
+    )

@@ -78,6 +78,8 @@ def elasticsearch(settings: Settings) -> ServiceSpec:
         volumes=(VolumeMount("elasticsearch-data", "/usr/share/elasticsearch/data"),),
         # The Elastic images run as uid 1000 from the start (no capability to add). They are not read-only:
         # Elasticsearch writes its keystore and logs, Logstash its queue, Kibana its data directory in the image.
+        # Its health check authenticates with the configured password: the running cluster must have it first.
+        after=("elastic-password",),
         healthcheck=HealthCheck(test=shell_check(ELASTICSEARCH_CHECK), interval=10, start_period=120, start_interval=2),
         ready_timeout=300,
         stop_grace=120,

@@ -89,7 +89,7 @@ def kibana(settings: Settings) -> ServiceSpec:
         healthcheck=HealthCheck(test=KIBANA_CHECK, interval=10, start_period=180, start_interval=2),
         ready_timeout=300,
         stop_grace=30,
-        after=("elasticsearch",),
+        after=("elasticsearch", "elastic-setup"),
         talks_to=("elasticsearch",),
         limits=limits,
         run_as=ELASTIC_USER,

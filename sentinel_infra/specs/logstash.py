@@ -52,7 +52,7 @@ def logstash(settings: Settings) -> ServiceSpec:
         ),
         ready_timeout=300,
         stop_grace=60,
-        after=("elasticsearch",),
+        after=("elasticsearch", "elastic-setup"),
         talks_to=("elasticsearch",),
         limits=limits,
         run_as=ELASTIC_USER,

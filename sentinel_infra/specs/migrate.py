@@ -18,6 +18,7 @@ import shlex
 from pydantic import SecretStr
 
 from ..settings import NAMESPACE, Settings
+from .model import NewImage, OneShotSpec, Setting
 from .postgres import database_url
 
 MIGRATE = "npx prisma migrate deploy --schema=../db/schema.prisma"
@@ -44,3 +45,28 @@ SEED_KEPT = "echo " + shlex.quote(
 def database_input(settings: Settings) -> SecretStr:
     """Both steps' stdin: the connection string, one line."""
     return SecretStr(database_url(settings).get_secret_value() + "\n")
+
+
+def migrate_step(settings: Settings) -> OneShotSpec:
+    """In the server image of this update, after PostgreSQL and its password step; again for each new image."""
+    return OneShotSpec(
+        name="migrate",
+        service="server",
+        script=SCRIPT,
+        stdin=database_input(settings),
+        after=("postgres", "postgres-password"),
+        reruns=(NewImage(),),
+    )
+
+
+def seed_step(settings: Settings) -> OneShotSpec:
+    """After the migration, once; again only when `seedDataRun` changes (never for a new image or a rotation)."""
+    return OneShotSpec(
+        name="seed-data",
+        service="server",
+        script=SEED_SCRIPT,
+        stdin=database_input(settings),
+        after=("migrate",),
+        reruns=(Setting("seedDataRun", settings.seed_data_run),),
+        on_input_change=SEED_KEPT,
+    )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
 from ..settings import Settings
-from .model import HealthCheck, Limits, Port, ServiceSpec, VolumeMount
+from .model import BackupSpec, HealthCheck, Limits, Port, ServiceSpec, VolumeMount
 
 MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
 """A pinned release: MinIO's `latest` moves under a running deployment."""
@@ -33,4 +37,12 @@ def minio(settings: Settings) -> ServiceSpec:
         ready_timeout=120,
         stop_grace=30,
         limits=settings.limits("minio", Limits(cpus=0.5, memory_mb=512)),
+        backup=BackupSpec({"MC_HOST_source": _root_alias(settings)}),
     )
+
+
+def _root_alias(settings: Settings) -> SecretStr:
+    """`mc`'s alias for the server as root, in its URL form (the backup job's `mc mirror` reads every bucket)."""
+    user = quote(settings.minio_root_user, safe="")
+    password = quote(settings.minio_root_password.get_secret_value(), safe="")
+    return SecretStr(f"http://{user}:{password}@minio:{MINIO_API_PORT}")

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from ..settings import MINIO_APP_USER, Settings
 from .minio import MINIO_URL
+from .model import NewInstance, OneShotSpec
 
 
 def minio_app_policy(bucket: str) -> dict[str, object]:
@@ -86,3 +87,15 @@ def minio_setup_input(settings: Settings) -> SecretStr:
     password = settings.minio_app_password.get_secret_value()
     lines = [json.dumps(config), json.dumps(minio_app_policy(settings.s3_bucket)), password]
     return SecretStr("\n".join(lines) + "\n")
+
+
+def minio_setup_step(settings: Settings) -> OneShotSpec:
+    """With `mc` from the MinIO image once MinIO is ready; again when MinIO's container is new."""
+    return OneShotSpec(
+        name="minio-setup",
+        service="minio",
+        script=minio_setup_script(settings.s3_bucket),
+        stdin=minio_setup_input(settings),
+        after=("minio",),
+        reruns=(NewInstance("minio"),),
+    )

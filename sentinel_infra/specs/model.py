@@ -1,4 +1,4 @@
-"""The target-neutral model of a service: what it runs, what it needs and how it is known to be ready.
+"""The target-neutral model: a service (what it runs, what it needs, how it is known to be ready), a one-shot step.
 
 Every container of the stack is described as data (image, ports by exposure, health check, limits, environment,
 files, volumes, start dependencies) and rendered by each target's renderer (`sentinel_infra.docker` today), so
@@ -92,6 +92,14 @@ class FileUpload:
 
 
 @dataclass(frozen=True)
+class BackupSpec:
+    """How the daily backup job of a data service reaches it (the job, its scripts and schedule are common:
+    `specs/backup.py`)."""
+
+    env: Mapping[str, EnvValue]
+
+
+@dataclass(frozen=True)
 class RunAs:
     """The user and group the image's own process runs as (its `USER`, or the one its entrypoint drops to)."""
 
@@ -137,6 +145,8 @@ class ServiceSpec:
     rolling: bool = False
     """Replaced start-before-stop: the new instance is ready before the old one gets SIGTERM. Such a service has
     no fixed name and publishes no port: neither could exist twice."""
+    backup: BackupSpec | None = None
+    """A data service's daily backup: how its job reaches it."""
     run_as: RunAs | None = None
     """The image's own non-root user, where known; None for an image that runs as root or whose user is not known
     (a target that forbids root must then choose one itself)."""
@@ -158,3 +168,54 @@ class ServiceSpec:
     @property
     def published_ports(self) -> tuple[Port, ...]:
         return tuple(port for port in self.ports if port.published)
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """Run again for each new image of the step's service (a migration: every new server image migrates once)."""
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    """Run again when `service` is a new instance (a new container: the setup it holds may be gone)."""
+
+    service: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Run again when the operator changes the config key `key` (its value is `value`)."""
+
+    key: str
+    value: str
+
+
+Rerun = NewImage | NewInstance | Setting
+
+
+@dataclass(frozen=True)
+class OneShotSpec:
+    """A step that runs to completion during a deployment: a migration, a setup, a rotation.
+
+    It runs a POSIX sh `script` in the image of `service` (in a new instance, or with `in_service` inside the
+    running one), reads its secrets from `stdin` (never an argument or an environment entry), waits for `after`
+    (services ready, steps done), and runs again when its script or stdin changes and on each of `reruns`.
+    """
+
+    name: str
+    service: str
+    script: str
+    stdin: SecretStr
+    after: tuple[str, ...] = ()
+    reruns: tuple[Rerun, ...] = ()
+    in_service: bool = False
+    """Inside the running instance of `service` (its local socket, its own tools), not in a new one."""
+    skip_if_absent: bool = False
+    """With `in_service`: nothing to do while the service does not run yet (a first deployment)."""
+    on_input_change: str | None = None
+    """A script run instead when only the script's input changed (stdin, ...): a step that must run once per
+    `reruns`, not again for a rotated password, says so here. None runs the script itself."""
+
+    def __post_init__(self) -> None:
+        if self.skip_if_absent and not self.in_service:
+            raise ValueError(f"{self.name}: only a step inside a running service can skip an absent one")

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from ..settings import Settings
-from .model import HealthCheck, Limits, Port, RunAs, ServiceSpec, VolumeMount, shell_check
+from .model import BackupSpec, HealthCheck, Limits, Port, RunAs, ServiceSpec, VolumeMount, shell_check
 
 POSTGRES_IMAGE = "postgres:16-alpine"
 
@@ -48,6 +48,15 @@ def postgres(settings: Settings) -> ServiceSpec:
         # The image stops with SIGINT (fast shutdown): give it time to checkpoint instead of being SIGKILLed.
         stop_grace=120,
         limits=settings.limits("postgres", Limits(cpus=2, memory_mb=4096)),
+        # pg_dump over the network, as the application's role.
+        backup=BackupSpec(
+            {
+                "PGHOST": "postgres",
+                "PGUSER": DATABASE,
+                "PGDATABASE": DATABASE,
+                "PGPASSWORD": settings.postgres_password,
+            }
+        ),
         run_as=POSTGRES_USER,
     )
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from ..settings import Settings
-from .model import FileUpload, HealthCheck, Limits, Port, RunAs, ServiceSpec, VolumeMount, shell_check
+from .model import BackupSpec, FileUpload, HealthCheck, Limits, Port, RunAs, ServiceSpec, VolumeMount, shell_check
 
 REDIS_IMAGE = "redis:7-alpine"
 REDIS_USER = RunAs(999, 1000)
@@ -44,6 +44,8 @@ def redis(settings: Settings) -> ServiceSpec:
         ready_timeout=90,
         stop_grace=30,
         limits=settings.limits("redis", Limits(cpus=1, memory_mb=1024)),
+        # redis-cli --rdb over the network.
+        backup=BackupSpec({"REDIS_HOST": "redis", "REDISCLI_AUTH": settings.redis_password}),
         run_as=REDIS_USER,
     )
 

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from ..settings import Settings
 from .elasticsearch import basic_auth_config
+from .model import OneShotSpec
 from .postgres import DATABASE
 
 POSTGRES_SCRIPT = f"""set -eu
@@ -58,3 +59,28 @@ echo 'the elastic password was reset'
 def elastic_input(settings: Settings) -> SecretStr:
     auth = basic_auth_config("elastic", settings.elastic_password)
     return SecretStr(f"{auth}\n{settings.elastic_password.get_secret_value()}\n")
+
+
+def postgres_password_step(settings: Settings) -> OneShotSpec:
+    """Applies `postgresPassword` to the `sentineliq` role of the running database, once it is ready."""
+    return OneShotSpec(
+        name="postgres-password",
+        service="postgres",
+        script=POSTGRES_SCRIPT,
+        stdin=postgres_statements(settings.postgres_password),
+        after=("postgres",),
+        in_service=True,
+    )
+
+
+def elastic_password_step(settings: Settings) -> OneShotSpec:
+    """Applies `elasticPassword` to the `elastic` user of the running cluster, before its container is replaced
+    (Elasticsearch's spec starts after it); nothing to do on a first deployment."""
+    return OneShotSpec(
+        name="elastic-password",
+        service="elasticsearch",
+        script=ELASTIC_SCRIPT,
+        stdin=elastic_input(settings),
+        in_service=True,
+        skip_if_absent=True,
+    )

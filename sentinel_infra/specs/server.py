@@ -43,6 +43,7 @@ def server(settings: Settings, replica: int = 1) -> ServiceSpec:
         "WASP_WEB_CLIENT_URL": settings.app_url,
         "WASP_SERVER_URL": settings.api_url,
     }
+    seeded = ("seed-data",) if settings.seed_data else ()
     if settings.sentry_dsn is not None:
         env["SENTRY_DSN"] = settings.sentry_dsn
     return ServiceSpec(
@@ -56,7 +57,8 @@ def server(settings: Settings, replica: int = 1) -> ServiceSpec:
         healthcheck=HealthCheck(test=SERVER_HEALTH, interval=10, start_period=60),
         ready_timeout=180,
         stop_grace=30,
-        after=("postgres", "redis", "minio", "elasticsearch", "logstash"),
+        # Its schema, its bucket and user, and (with seedData) its seed data are in place before it starts.
+        after=("postgres", "redis", "minio", "elasticsearch", "logstash", "migrate", "minio-setup", *seeded),
         talks_to=("postgres", "redis", "minio", "logstash"),
         # A Node.js process on a port above 1024: no capability needed.
         limits=settings.limits("server", Limits(cpus=2, memory_mb=4096)),
