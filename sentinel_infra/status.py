@@ -6,6 +6,7 @@ host (`sentineliq:dockerHost` from `Pulumi.<stack>.yaml`, or the local engine) a
 services (every container of one: the server's replicas, and the old and new containers during a deploy) and
 any other labelled container (the backup jobs), its container, state, health, image and uptime.
 It exits 0 when every service is running and healthy, 1 otherwise, 2 when Docker cannot be asked.
+A stack with `sentineliq:platform: kubernetes` is asked of its cluster instead (ops/kubernetes_status.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,23 +21,9 @@ from typing import Any
 from .docker.platform import LOCAL_ENGINE_ENVIRONMENT
 from .naming import LABEL_PREFIX
 from .offline import stack_file_config
+from .ops import kubernetes_status
+from .ops.status_report import ServiceStatus, report
 from .settings import NAMESPACE, SERVICE_NAMES
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    service: str
-    container: str
-    state: str
-    """running, exited, restarting, … or missing."""
-    health: str
-    """healthy, unhealthy, starting, or none."""
-    image: str
-    uptime_seconds: int | None
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "running" and self.health == "healthy"
 
 
 class DockerUnavailableError(RuntimeError):
@@ -98,44 +84,16 @@ def collect(stack: str, docker_host: str | None, project: str = NAMESPACE) -> li
     return [s for name in names for s in sorted(found.get(name) or missing[name], key=lambda s: s.container)]
 
 
-def _duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes}m"
-    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
-
-
-def table(statuses: list[ServiceStatus]) -> str:
-    rows = [("SERVICE", "CONTAINER", "STATE", "HEALTH", "UPTIME", "IMAGE")]
-    rows += [(s.service, s.container, s.state, s.health, _duration(s.uptime_seconds), s.image) for s in statuses]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-        for row in rows
-    )
-
-
 def run_status(root: Path, stack: str, as_json: bool = False, docker_host: str | None = None) -> int:
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    config = stack_file_config(stack_file) if stack_file.exists() else {}
+    if config.get(f"{NAMESPACE}:platform") == "kubernetes":
+        return kubernetes_status.run_status(config, stack, as_json)
     if docker_host is None:
-        stack_file = root / f"Pulumi.{stack}.yaml"
-        config = stack_file_config(stack_file) if stack_file.exists() else {}
         docker_host = config.get(f"{NAMESPACE}:dockerHost")
     try:
         statuses = collect(stack, docker_host)
     except DockerUnavailableError as error:
         print(f"status: cannot ask Docker{f' at {docker_host}' if docker_host else ''}: {error}")
         return 2
-    healthy = all(s.ok for s in statuses)
-    if as_json:
-        report = {"stack": stack, "healthy": healthy, "services": [{**asdict(s), "ok": s.ok} for s in statuses]}
-        print(json.dumps(report, indent=2))
-    else:
-        print(table(statuses))
-        print(f"\nstack {stack}: {'all services healthy' if healthy else 'NOT HEALTHY'}")
-    return 0 if healthy else 1
+    return report(statuses, stack, as_json)

@@ -1,0 +1,1 @@
+"""Operator commands beside the program: they evaluate it offline and report, never deploy."""
