@@ -101,9 +101,17 @@ class ServiceContainerArgs:
 
 
 class ServiceContainer(pulumi.ComponentResource):
-    """One service of the stack: its container, health-gated, hardened and labelled."""
+    """One service of the stack: its container, health-gated, hardened and labelled.
+
+    A dependant depends on the component itself (the SDK expands a component to its children): it waits for the
+    container, which is created only once healthy (`wait`).
+    """
 
     container: docker.Container
+    container_name: pulumi.Output[str]
+    """The container's Docker name (auto-generated for a rolling one)."""
+    container_id: pulumi.Output[str]
+    """The container's id: a new one is a new container (what a step that reruns on a new instance keys on)."""
 
     def __init__(self, name: str, args: ServiceContainerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentineliq:service:ServiceContainer", name, None, opts)
@@ -167,4 +175,5 @@ class ServiceContainer(pulumi.ComponentResource):
             ),
         )
         self.container_name = self.container.name
-        self.register_outputs({"containerName": self.container_name, "containerId": self.container.id})
+        self.container_id = self.container.id
+        self.register_outputs({"containerName": self.container_name, "containerId": self.container_id})

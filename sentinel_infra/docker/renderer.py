@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_docker as docker
 
 from ..naming import StackNames
 from ..settings import Settings
@@ -30,8 +29,8 @@ class _Containers:
         self._platform, self._images, self._names = platform, images, names
         self._public_address = public_address
         self.containers: dict[str, ServiceContainer] = {}
-        self.instances: dict[str, docker.Container] = {}
-        """Each container by logical name (what a step that reruns on a new instance reads its id from)."""
+        self.container_ids: dict[str, pulumi.Output[str]] = {}
+        """Each container's id by logical name (what a step that reruns on a new instance keys on)."""
 
     def add(
         self,
@@ -58,7 +57,7 @@ class _Containers:
             ),
         )
         self.containers[name] = service
-        self.instances[name] = service.container
+        self.container_ids[name] = service.container_id
         return service
 
 
@@ -85,7 +84,7 @@ def render_stack(settings: Settings, names: StackNames, plan: Plan) -> dict[str,
         network_name=platform.network.name,
         provider=platform.provider,
         image_id=images.image_id,
-        instances=services.instances,
+        container_ids=services.container_ids,
         done=done,
     )
     for name in plan.order:
@@ -94,7 +93,7 @@ def render_stack(settings: Settings, names: StackNames, plan: Plan) -> dict[str,
             continue
         spec = plan.services[name]
         after = [done[upstream] for upstream in spec.after]
-        done[name] = services.add(spec, after).container
+        done[name] = services.add(spec, after)
         # Replica 1 keeps the logical name `server` (its URN, so an existing stack does not replace it for nothing).
         for number, replica in enumerate(plan.replicas.get(name, ()), start=2):
             services.add(replica, after, name=f"{name}-{number}")

@@ -42,10 +42,10 @@ class StepContext:
     provider: docker.Provider
     image_id: Callable[[str], pulumi.Input[str]]
     """The pulled image id of a service."""
-    instances: Mapping[str, docker.Container]
-    """The rendered container of each service (replica 1)."""
+    container_ids: Mapping[str, pulumi.Input[str]]
+    """The id of each rendered container, by logical name (a service's is its replica 1)."""
     done: Mapping[str, pulumi.Resource]
-    """What a dependant waits for, by service or step name."""
+    """What a dependant waits for, by service or step name: a `ServiceContainer`, a `OneShot`."""
 
 
 def _triggers(step: OneShotSpec, context: StepContext) -> list[pulumi.Input[str]]:
@@ -54,7 +54,7 @@ def _triggers(step: OneShotSpec, context: StepContext) -> list[pulumi.Input[str]
         if isinstance(rerun, NewImage):
             triggers.append(context.image_id(step.service))
         elif isinstance(rerun, NewInstance):
-            triggers.append(context.instances[rerun.service].id)
+            triggers.append(context.container_ids[rerun.service])
         elif isinstance(rerun, Setting):
             triggers.append(rerun.value)
     return triggers
@@ -99,8 +99,8 @@ def seed_image(names: StackNames) -> str:
 class SeedData(pulumi.ComponentResource):
     """A step that runs once, and the tag that points it at this update's image of its service (the seed)."""
 
-    command: pulumi.Resource
-    """The step's command: its dependants wait for it."""
+    step: OneShot
+    """The step's command: its dependants wait for it (not for the tag, which is no step of the plan)."""
 
     def __init__(
         self, name: str, step: OneShotSpec, context: StepContext, opts: pulumi.ResourceOptions | None = None
@@ -112,17 +112,16 @@ class SeedData(pulumi.ComponentResource):
             docker.TagArgs(source_image=context.image_id(step.service), target_image=target),
             opts=pulumi.ResourceOptions(parent=self, provider=context.provider),
         )
-        command = OneShot(
+        self.step = OneShot(
             step.name,
             step_args(step, context, image=target, also_after=(tag,)),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.command = command.command
         self.register_outputs({})
 
 
-def render_step(step: OneShotSpec, context: StepContext) -> pulumi.Resource:
+def render_step(step: OneShotSpec, context: StepContext) -> OneShot:
     """The step's resources; returns what its dependants wait for."""
     if step.on_input_change is not None:
-        return SeedData(COMPONENT_NAMES.get(step.name, step.name), step, context).command
-    return OneShot(step.name, step_args(step, context)).command
+        return SeedData(COMPONENT_NAMES.get(step.name, step.name), step, context).step
+    return OneShot(step.name, step_args(step, context))
