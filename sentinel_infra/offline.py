@@ -120,6 +120,10 @@ class _Mocks(pulumi.runtime.Mocks):
             # An image id is a function of the build: of the name, which holds the digest when pulled by digest.
             outputs["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
             outputs["repoDigest"] = _repo_digest(args.inputs["name"])
+        if args.typ == "docker:index/container:Container" and not args.inputs.get("name"):
+            # pulumi-docker auto-names a container registered without a name (provider/resources.go:
+            # SetAutonaming(255, "-")): its logical name and a random suffix, here a stable one.
+            outputs["name"] = f"{args.name}-{hashlib.sha256(args.name.encode()).hexdigest()[:7]}"
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

@@ -1,9 +1,10 @@
 """Benchmark (a script, not a test): what a client sees during a tag bump, rolling order against the old
-delete-first order, on a real Docker engine (a private dockerd, as root) behind the real Traefik edge.
+delete-first order, and a new version that never turns healthy, on a real Docker engine (a private dockerd, as
+root) behind the real Traefik edge.
 
     venv/bin/python tests/benchmark_zero_downtime.py [--runs N]
 
-Prints, per order and run: requests sent, failed requests, and the longest time without a successful answer.
+Prints, per scenario and run: requests sent, failed requests, and the longest time without a successful answer.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     settings = external_settings(TEST_SECRETS)
-    print(f"{'order':<10} {'run':>3} {'requests':>8} {'failed':>6} {'longest gap (s)':>15}")
+    print(f"{'scenario':<10} {'run':>3} {'requests':>8} {'failed':>6} {'longest gap (s)':>15}")
     with docker_engine() as host:
         app, traefik = tiny_image(host), edge_image(host)
-        for order in ("recreate", "rolling"):
+        for scenario in ("recreate", "rolling", "unhealthy"):
             for run in range(1, args.runs + 1):
-                result = tag_bump(host, app, traefik, settings, order)
+                result = tag_bump(host, app, traefik, settings, scenario)
                 gap = f"{result.longest_gap:.2f}"
-                print(f"{order:<10} {run:>3} {result.requests:>8} {len(result.failures):>6} {gap:>15}", flush=True)
+                print(f"{scenario:<10} {run:>3} {result.requests:>8} {len(result.failures):>6} {gap:>15}", flush=True)
     return 0
 
 

@@ -84,28 +84,31 @@ def closed_port() -> int:
 
 def on_loopback(
     settings: Settings, upstreams: Mapping[str, int], folder: Path, health_interval: str | None = None
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, int]]:
     """The program's configuration with only the addresses changed for a test on loopback: each entrypoint on a
-    free port, each upstream alias (`server-1`, `client`) at a loopback port, files and ACME storage in `folder`,
-    and an ACME CA that refuses at once (no internet here). Returns (static, dynamic, entrypoint ports)."""
+    free port, each upstream container (`upstreams`: its name, `client` and the others servers, to a loopback port)
+    at a loopback port, files and ACME storage in `folder`, and an ACME CA that refuses at once (no internet here).
+    Returns (static, routes, upstreams, entrypoint ports)."""
     static = edge_module.static_config(settings)
-    dynamic = edge_module.dynamic_config(settings)
+    routes = edge_module.dynamic_config(settings)
+    servers = [name for name in upstreams if name != "client"]
+    upstream_files = edge_module.upstreams_config(servers, "client")
     ports = {}
     for name, point in static["entryPoints"].items():
         ports[name] = free_port()
         point["address"] = f"127.0.0.1:{ports[name]}"
-    static["providers"]["file"]["filename"] = str(folder / "dynamic.yml")
+    static["providers"]["file"]["directory"] = str(folder / "dynamic")
     for resolver in static.get("certificatesResolvers", {}).values():
         resolver["acme"]["storage"] = str(folder / "acme.json")
         resolver["acme"]["caServer"] = f"https://127.0.0.1:{closed_port()}/directory"
-    for service in dynamic["http"]["services"].values():
+    for service in upstream_files["http"]["services"].values():
         balancer = service["loadBalancer"]
         for server in balancer["servers"]:
-            alias = server["url"].split("//", 1)[1].rsplit(":", 1)[0]
-            server["url"] = f"http://127.0.0.1:{upstreams[alias]}"
+            name = server["url"].split("//", 1)[1].rsplit(":", 1)[0]
+            server["url"] = f"http://127.0.0.1:{upstreams[name]}"
         if health_interval is not None:
             balancer["healthCheck"]["interval"] = health_interval
-    return static, dynamic, ports
+    return static, routes, upstream_files, ports
 
 
 @dataclass
@@ -122,9 +125,12 @@ class RunningEdge:
 def traefik(
     settings: Settings, upstreams: Mapping[str, int], folder: Path, health_interval: str | None = None
 ) -> Iterator[RunningEdge]:
-    static, dynamic, ports = on_loopback(settings, upstreams, folder, health_interval)
+    static, routes, upstream_files, ports = on_loopback(settings, upstreams, folder, health_interval)
     (folder / "traefik.yml").write_text(edge_module.render(static))
-    (folder / "dynamic.yml").write_text(edge_module.render(dynamic))
+    (folder / "dynamic").mkdir()
+    (folder / "dynamic" / "routes.yml").write_text(edge_module.render(routes))
+    # What the upstreams step writes (tests/test_zero_downtime.py runs the step's own script in a container).
+    (folder / "dynamic" / edge_module.UPSTREAMS_NAME).write_text(edge_module.render(upstream_files))
     log = folder / "traefik.log"
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -100,24 +100,46 @@ def docker_engine() -> Iterator[str | None]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def tiny_image(host: str | None, tag: str = "sentineliq-test/busybox:1") -> str:
-    """A local image with busybox and the libraries it links (no registry needed): `docker import` of a rootfs."""
+BUSYBOX_APPLETS = (
+    "sh",
+    "sleep",
+    "true",
+    "false",
+    "cat",
+    "echo",
+    "sha256sum",
+    "tr",
+    "printf",
+    "test",
+    "[",
+    "mv",
+    "wget",
+)
+
+
+def add_busybox(rootfs: Path) -> None:
+    """busybox, the libraries it links and its usual applets in `rootfs`/bin (what an Alpine image has)."""
     busybox = shutil.which("busybox")
     require(busybox, "busybox")
     assert busybox is not None
+    (rootfs / "bin").mkdir(exist_ok=True)
+    shutil.copy(busybox, rootfs / "bin" / "busybox")
+    libraries = subprocess.run(["ldd", busybox], capture_output=True, text=True, check=False).stdout
+    for path in re.findall(r"(/\S+)", libraries):
+        target = rootfs / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    for applet in BUSYBOX_APPLETS:
+        (rootfs / "bin" / applet).symlink_to("busybox")
+
+
+def tiny_image(host: str | None, tag: str = "sentineliq-test/busybox:1") -> str:
+    """A local image with busybox and the libraries it links (no registry needed): `docker import` of a rootfs."""
     rootfs = Path(tempfile.mkdtemp(prefix="siq-rootfs-"))
     rootfs.chmod(0o755)  # the image's / (mkdtemp makes it 0700: no other user could reach /bin)
     try:
-        (rootfs / "bin").mkdir()
         (rootfs / "tmp").mkdir(mode=0o1777)
-        shutil.copy(busybox, rootfs / "bin" / "busybox")
-        libraries = subprocess.run(["ldd", busybox], capture_output=True, text=True, check=False).stdout
-        for path in re.findall(r"(/\S+)", libraries):
-            target = rootfs / path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
-        for applet in ("sh", "sleep", "true", "false", "cat", "echo", "sha256sum", "tr", "printf", "test", "["):
-            (rootfs / "bin" / applet).symlink_to("busybox")
+        add_busybox(rootfs)
         import_rootfs(host, rootfs, tag)
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)

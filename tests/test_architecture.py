@@ -21,7 +21,7 @@ def test_the_start_up_waves() -> None:
     waves = architecture(deploy_stack("prod")).waves()
     assert waves[0] == ["elastic-password", "minio", "postgres", "redis"]
     assert set(waves[1]) >= {"elasticsearch", "postgres-password"}
-    assert waves[-3:] == [["server", "server-2"], ["edge"], ["client"]]
+    assert waves[-4:] == [["server", "server-2"], ["edge"], ["client"], ["edge-upstreams"]]
     assert {"migrate", "elastic-setup"} <= set(waves[2])
 
 

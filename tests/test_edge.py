@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shlex
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +17,21 @@ from typing import Any
 import pytest
 from edge_support import StandIn, closed_port, traefik
 from harness import TEST_SECRETS, Deployment, deploy_stack, plain_strings, stack_settings
+from local_servers import add_busybox, require
 from test_settings import problems_of
 
 from sentinel_infra.settings import Settings
 from sentinel_infra.specs import edge as edge_module
-from sentinel_infra.specs.edge import EDGE_IMAGE, EDGE_VERSION, dynamic_config, render, static_config
+from sentinel_infra.specs.edge import (
+    EDGE_IMAGE,
+    EDGE_VERSION,
+    ROUTES_PATH,
+    dynamic_config,
+    render,
+    static_config,
+    upstreams_config,
+    upstreams_script,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,22 +62,57 @@ def test_app_containers_roll_and_the_edge_alone_is_public(prod: Deployment) -> N
     assert public == ["edge", "edge"]
 
 
-def test_replicas_share_the_server_alias_and_have_their_own(prod: Deployment) -> None:
+def test_replicas_share_the_server_alias(prod: Deployment) -> None:
     deployment = deploy_stack("prod", serverReplicas="3")
     servers = {n: c for n, c in deployment.containers().items() if c.service == "server"}
     assert sorted(servers) == ["server", "server-2", "server-3"]
     aliases = {n: c.plain("networksAdvanced")[0]["aliases"] for n, c in servers.items()}
-    assert aliases == {
-        "server": ["server", "server-1"],
-        "server-2": ["server", "server-2"],
-        "server-3": ["server", "server-3"],
-    }
+    assert aliases == {name: ["server"] for name in servers}, "the seed's server:3001 name; the edge uses no alias"
     for container in servers.values():
         assert deployment.depends_on(container) >= {"migrate-command"}, "the migration runs before every replica"
-    uploads = {u["file"]: u["content"] for u in deployment.containers()["edge"].plain("uploads")}
-    balancer = json.loads(uploads["/etc/traefik/dynamic.yml"])["http"]["services"]["server"]["loadBalancer"]
-    assert [s["url"] for s in balancer["servers"]] == [f"http://server-{n}:3001" for n in (1, 2, 3)]
     assert len(prod.containers()) - len(deployment.containers()) == -1
+
+
+def test_the_edge_is_pointed_at_every_app_container_after_they_are_healthy() -> None:
+    """The upstreams step runs in the edge container after every app container (each created healthy, `wait`),
+    names each one by its own container name, and runs again for a new edge container."""
+    deployment = deploy_stack("prod", serverReplicas="3")
+    step = deployment.named("edge-upstreams-command")
+    prefix = "docker exec --interactive sentineliq-prod-edge /bin/sh -c "
+    assert step.inputs["create"].startswith(prefix)
+    names = deployment.outputs["containers"]
+    servers = [names["server"], names["server-2"], names["server-3"]]
+    assert shlex.split(step.inputs["create"][len(prefix) :]) == [upstreams_script(servers, names["client"])]
+    app = {"server-container", "server-2-container", "server-3-container", "client-container"}
+    assert deployment.depends_on(step) >= {"edge-container", *app}
+    assert step.inputs["triggers"] == ["edge-container-id"], "a new edge container gets the file again"
+    routes = json.loads(
+        {u["file"]: u["content"] for u in deployment.containers()["edge"].plain("uploads")}[ROUTES_PATH]
+    )
+    assert "services" not in routes["http"], "no upstream in the edge's own files: a deploy would replace it"
+
+
+def test_each_upstream_is_one_container_health_checked() -> None:
+    services = upstreams_config(["server-container-1", "server-2-container-2"], "client-container-3")["http"]
+    server, client = services["services"]["server"]["loadBalancer"], services["services"]["client"]["loadBalancer"]
+    assert server["servers"] == [
+        {"url": "http://server-container-1:3001"},
+        {"url": "http://server-2-container-2:3001"},
+    ]
+    assert server["healthCheck"]["path"] == "/health"
+    assert client == {
+        "servers": [{"url": "http://client-container-3:3000"}],
+        "healthCheck": {"path": "/", "interval": "5s", "timeout": "3s"},
+    }
+
+
+def test_the_edge_api_is_on_the_container_loopback_only(prod: Deployment) -> None:
+    """The upstreams step reads Traefik's API with `docker exec`; nothing on the network may."""
+    static = static_config(stack_settings("prod"))
+    assert static["entryPoints"]["edge-api"]["address"] == f"127.0.0.1:{edge_module.API_PORT}"
+    assert static["api"] == {"dashboard": False}
+    published = {p["internal"] for p in prod.containers()["edge"].plain("ports")}
+    assert edge_module.API_PORT not in published
 
 
 def test_the_edge_keeps_its_certificates_on_a_protected_volume(prod: Deployment, dev: Deployment) -> None:
@@ -88,7 +136,7 @@ def test_the_edge_uploads_the_generated_configuration(prod: Deployment) -> None:
     uploads = {u["file"]: u["content"] for u in edge.plain("uploads")}
     assert uploads == {
         "/etc/traefik/traefik.yml": render(static_config(settings)),
-        "/etc/traefik/dynamic.yml": render(dynamic_config(settings)),
+        ROUTES_PATH: render(dynamic_config(settings)),
     }
     assert edge.inputs["command"] == ["traefik", "--configFile=/etc/traefik/traefik.yml"]
     assert edge.plain("healthcheck")["tests"] == [
@@ -338,3 +386,74 @@ def test_self_signed_mode_serves_https_with_a_generated_certificate(
             verified.request("GET", "/")
         plain = request(edge.ports["client"], tls=False)
     assert plain[0] == 404 and plain[2] != "spa", "plain HTTP reaches nothing"
+
+
+# --- the upstreams step's script, in busybox sh (the official image is Alpine) ---------------------------------------
+
+API_STATE = "/api-state"
+FAKE_WGET = f"""#!/bin/sh
+# Traefik's API as the script asks it: `wget -q -O - <url>`; the answer is what the test left in {API_STATE}.
+[ "$4" = "http://127.0.0.1:{edge_module.API_PORT}/api/http/services" ] || exit 2
+cat {API_STATE}
+"""
+
+
+@pytest.fixture
+def edge_root(tmp_path: Path) -> Path:
+    """A root file system like the edge image's (busybox, /etc/traefik/dynamic), for `chroot` (paths are the
+    container's own), with Traefik's API replaced by a file."""
+    require(os.geteuid() == 0, "root (the script runs under chroot at the container's own paths)")
+    root = tmp_path / "root"
+    (root / "etc/traefik/dynamic").mkdir(parents=True)
+    add_busybox(root)
+    (root / "bin/wget").unlink()
+    (root / "bin/wget").write_text(FAKE_WGET)
+    (root / "bin/wget").chmod(0o755)
+    return root
+
+
+def api_state(statuses: dict[str, str]) -> str:
+    """Traefik's /api/http/services answer (the shape of v3.7's, read from the real binary) for upstream URLs."""
+    return json.dumps([{"name": "server@file", "provider": "file", "serverStatus": statuses}], separators=(",", ":"))
+
+
+def run_upstreams_step(root: Path, state: str | None) -> subprocess.CompletedProcess[str]:
+    if state is not None:
+        (root / API_STATE.lstrip("/")).write_text(state)
+    script = upstreams_script(["server-container-1", "server-2-container-2"], "client-container-3", timeout=2)
+    return subprocess.run(
+        ["chroot", str(root), "/bin/sh", "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+UP = {
+    "http://server-container-1:3001": "UP",
+    "http://server-2-container-2:3001": "UP",
+    "http://client-container-3:3000": "UP",
+}
+
+
+def test_the_upstreams_step_writes_the_file_and_returns_once_the_edge_routes_to_it(edge_root: Path) -> None:
+    result = run_upstreams_step(edge_root, api_state(UP))
+    assert result.returncode == 0, result.stderr
+    written = (edge_root / "etc/traefik/dynamic/upstreams.yml").read_text()
+    expected = upstreams_config(["server-container-1", "server-2-container-2"], "client-container-3")
+    assert written == render(expected)
+    assert sorted(p.name for p in (edge_root / "etc/traefik").iterdir()) == ["dynamic"], "no temporary file left"
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param(api_state({**UP, "http://server-2-container-2:3001": "DOWN"}), id="one-down"),
+        pytest.param(api_state({k: v for k, v in UP.items() if "client" not in k}), id="one-missing"),
+        pytest.param(None, id="api-unreachable"),
+    ],
+)
+def test_the_upstreams_step_fails_until_the_edge_routes_to_every_container(edge_root: Path, state: str | None) -> None:
+    """`pulumi up` must fail (and so keep the old containers) unless the edge routes to every new one."""
+    started = time.monotonic()
+    result = run_upstreams_step(edge_root, state)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the edge does not route to server-container-1 server-2-container-2 client-container-3" in result.stderr
+    assert time.monotonic() - started >= 2, "it waited for the edge before giving up"

@@ -129,14 +129,14 @@ def test_a_rolling_service_may_listen_but_not_publish() -> None:
 def registered_edges(deployment: Deployment) -> dict[str, set[str]]:
     """Each container's and command's start-order upstreams, by plan name (a replica counts as its service)."""
     runnable = {
-        r.urn: r.name.removesuffix("-container").removesuffix("-command")
+        r.urn: re.sub(r"^server-\d+$", "server", r.name.removesuffix("-container").removesuffix("-command"))
         for r in deployment.resources
         if r.type in (CONTAINER, *COMMANDS)
     }
     edges: dict[str, set[str]] = {}
     for resource in deployment.resources:
         if resource.urn in runnable:
-            name = re.sub(r"^server-\d+$", "server", runnable[resource.urn])
+            name = runnable[resource.urn]
             found = {runnable[urn] for urn in resource.dependencies if urn in runnable}
             edges.setdefault(name, set()).update(found)
     return edges
@@ -144,10 +144,12 @@ def registered_edges(deployment: Deployment) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_docker_target_registers_exactly_the_plans_edges(stack: str) -> None:
-    """dev has the seed step and backups off; prod has replicas and backups: every edge is the plan's, no more."""
+    """dev has the seed step and backups off; prod has replicas and backups: every edge is the plan's, no more,
+    but the Docker target's own step that points the edge at the app containers, after all of them."""
     plan = build_plan(stack_settings(stack))
     expected = {name: set(plan.after(name)) for name in plan.order}
     expected.update({job.name: set(job.after) for job in plan.backups})
+    expected["edge-upstreams"] = {"edge", "server", "client"}
     assert registered_edges(deploy_stack(stack)) == expected
 
 

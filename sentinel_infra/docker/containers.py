@@ -137,9 +137,7 @@ class ServiceContainer(pulumi.ComponentResource):
                     for f in spec.files
                 ]
                 or None,
-                networks_advanced=[
-                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[spec.name, *spec.aliases])
-                ],
+                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[spec.name])],
                 healthcheck=healthcheck_args(spec.healthcheck),
                 wait=True,
                 wait_timeout=spec.ready_timeout,

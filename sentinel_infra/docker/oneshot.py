@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_command as command
@@ -49,8 +49,9 @@ class OneShotArgs:
     settings: Settings
     names: StackNames
     where: InNewContainer | InRunningContainer
-    script: str
-    """A POSIX sh script; it reads its secrets from stdin, one line each."""
+    script: pulumi.Input[str]
+    """A POSIX sh script; it reads its secrets from stdin, one line each. An output (names of other resources) makes
+    the command line wait for it."""
     stdin: SecretStr
     """The lines the script reads, passed as a secret output; a change runs the command again."""
     depends_on: Sequence[pulumi.Resource]
@@ -77,6 +78,13 @@ Prisma's migrate (Node and its schema engine) and the curl-based setup steps nee
 CPU; the swap limit equal to the memory limit means no swap; 512 processes and threads stop a fork bomb."""
 
 
+def _script(args: OneShotArgs) -> str:
+    """The script, once OneShot has resolved an output one (`dataclasses.replace`)."""
+    if not isinstance(args.script, str):
+        raise TypeError("the script is an output: OneShot resolves it before the command line is built")
+    return args.script
+
+
 def run_command(args: OneShotArgs, purpose: str, image_id: str, network: str) -> str:
     """`docker run` of the script in a new container; the line holds no secret (the tests assert it)."""
     labels = [f"--label={k}={v}" for k, v in args.names.labels(purpose).items()]
@@ -94,7 +102,7 @@ def run_command(args: OneShotArgs, purpose: str, image_id: str, network: str) ->
             "--entrypoint=/bin/sh",
             image_id,
             "-c",
-            args.script,
+            _script(args),
         ]
     )
 
@@ -102,7 +110,7 @@ def run_command(args: OneShotArgs, purpose: str, image_id: str, network: str) ->
 def exec_command(args: OneShotArgs, container: str, skip_if_absent: bool) -> str:
     """`docker exec` of the script in a running container, optionally skipped when the container is absent."""
     docker = _docker(args.settings)
-    line = shlex.join([*docker, "exec", "--interactive", container, "/bin/sh", "-c", args.script])
+    line = shlex.join([*docker, "exec", "--interactive", container, "/bin/sh", "-c", _script(args)])
     if not skip_if_absent:
         return line
     probe = shlex.join([*docker, "container", "inspect", container])
@@ -118,13 +126,13 @@ class OneShot(pulumi.ComponentResource):
         super().__init__("sentineliq:oneshot:OneShot", name, None, opts)
         where = args.where
         if isinstance(where, InNewContainer):
-            create = pulumi.Output.all(where.image_id, where.network_name).apply(
-                lambda values: run_command(args, name, str(values[0]), str(values[1]))
+            create = pulumi.Output.all(where.image_id, where.network_name, args.script).apply(
+                lambda values: run_command(replace(args, script=values[2]), name, str(values[0]), str(values[1]))
             )
         else:
             skip = where.skip_if_absent
-            create = pulumi.Output.from_input(where.container_name).apply(
-                lambda container: exec_command(args, container, skip)
+            create = pulumi.Output.all(where.container_name, args.script).apply(
+                lambda values: exec_command(replace(args, script=values[1]), str(values[0]), skip)
             )
         child = pulumi.ResourceOptions(
             parent=self, depends_on=list(args.depends_on), additional_secret_outputs=SECRET_OUTPUTS

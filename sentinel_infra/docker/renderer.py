@@ -3,6 +3,9 @@
 Every start-order edge of the plan (a spec's `after`) is a `depends_on` on the upstream container, whose `wait`
 returns only once it is healthy (compose's `service_healthy`), or on the upstream step's command; what has no edge
 between it starts concurrently. `python -m sentinel_infra graph` draws the result (docs/architecture.md).
+
+After the plan, the Docker target's own step `edge-upstreams` points the edge at the app containers by name (see
+steps.py): with Kubernetes, a Service and readiness probes do that.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from .backups import backup_directory, backup_path
 from .containers import HostDirectory, ServiceContainer, ServiceContainerArgs
 from .images import ImageSet, ImageSetArgs
 from .platform import Platform, PlatformArgs
-from .steps import StepContext, render_step
+from .steps import StepContext, edge_upstreams, render_step
 
 
 class _Containers:
@@ -31,6 +34,8 @@ class _Containers:
         self.containers: dict[str, ServiceContainer] = {}
         self.container_ids: dict[str, pulumi.Output[str]] = {}
         """Each container's id by logical name (what a step that reruns on a new instance keys on)."""
+        self.of_service: dict[str, list[ServiceContainer]] = {}
+        """Each service's containers (the server's replicas), in order."""
 
     def add(
         self,
@@ -58,6 +63,7 @@ class _Containers:
         )
         self.containers[name] = service
         self.container_ids[name] = service.container_id
+        self.of_service.setdefault(spec.name, []).append(service)
         return service
 
 
@@ -97,6 +103,9 @@ def render_stack(settings: Settings, names: StackNames, plan: Plan) -> dict[str,
         # Replica 1 keeps the logical name `server` (its URN, so an existing stack does not replace it for nothing).
         for number, replica in enumerate(plan.replicas.get(name, ()), start=2):
             services.add(replica, after, name=f"{name}-{number}")
+    edge_upstreams(
+        settings, names, services.containers["edge"], services.of_service["server"], services.containers["client"]
+    )
     for job in jobs:
         services.add(
             job, [done[upstream] for upstream in job.after], host_directories=[backup_directory(settings, names)]

@@ -15,15 +15,18 @@ not run the image id: it runs the stack's local tag `localhost/<project>-<stack>
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
+from pydantic import SecretStr
 
 from ..naming import StackNames
 from ..settings import Settings
+from ..specs.edge import upstreams_script
 from ..specs.model import NewImage, NewInstance, OneShotSpec, Setting
+from .containers import ServiceContainer
 from .oneshot import InNewContainer, InRunningContainer, OneShot, OneShotArgs
 
 COMPONENT_NAMES = {"seed-data": "seed"}
@@ -125,3 +128,36 @@ def render_step(step: OneShotSpec, context: StepContext) -> OneShot:
     if step.on_input_change is not None:
         return SeedData(COMPONENT_NAMES.get(step.name, step.name), step, context).step
     return OneShot(step.name, step_args(step, context))
+
+
+def edge_upstreams(
+    settings: Settings,
+    names: StackNames,
+    edge: ServiceContainer,
+    servers: Sequence[ServiceContainer],
+    client: ServiceContainer,
+) -> OneShot:
+    """Points the edge at the app containers of this update, each by its own name (specs/edge.py:
+    `upstreams_script`). A Docker step, outside the plan: its script names containers, which only this target has.
+
+    It depends on every app container, so in a deploy it runs once each new one is healthy (`wait`), and the
+    engine deletes the containers they replace at the end of the update, after it: an old container is stopped
+    only once the edge no longer sends it anything. A new container that never turns healthy fails `pulumi up`
+    before this step: the edge never routes to it.
+    """
+    script = pulumi.Output.all(client.container_name, *(server.container_name for server in servers)).apply(
+        lambda values: upstreams_script(servers=[str(v) for v in values[1:]], client=str(values[0]))
+    )
+    return OneShot(
+        "edge-upstreams",
+        OneShotArgs(
+            settings=settings,
+            names=names,
+            where=InRunningContainer(edge.container_name),
+            script=script,
+            stdin=SecretStr(""),
+            depends_on=[edge, *servers, client],
+            # A new edge container (its configuration changed) starts without the file: write it again.
+            triggers=[edge.container_id],
+        ),
+    )

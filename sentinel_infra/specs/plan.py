@@ -41,7 +41,7 @@ class Plan:
     services: Mapping[str, ServiceSpec]
     steps: Mapping[str, OneShotSpec]
     replicas: Mapping[str, tuple[ServiceSpec, ...]]
-    """A service's further instances (the server's `server-2`, ...), each with its own alias; a target that
+    """A service's further instances (the server's `server-2`, ...); a target that
     scales a service by itself (Kubernetes) needs only their count."""
     backups: tuple[ServiceSpec, ...]
     """The backup jobs, one per data service that declares a backup (none with `backup.enabled` off)."""
@@ -126,5 +126,5 @@ def make_plan(
 def build_plan(settings: Settings) -> Plan:
     """The plan of a configuration."""
     services = [build(settings) for build in SERVICES]
-    replicas = {"server": tuple(server(settings, n) for n in range(2, settings.server_replicas + 1))}
+    replicas = {"server": tuple(server(settings) for _ in range(2, settings.server_replicas + 1))}
     return make_plan(services, steps(settings), replicas, backup_jobs(settings, services))

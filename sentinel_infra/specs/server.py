@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ..settings import MINIO_APP_USER, Settings
 from .edge import SERVER_HEALTH_PATH, SERVER_UPSTREAM_PORT
-from .edge import server_alias as replica_alias
 from .logstash import LOGSTASH_PORT
 from .minio import MINIO_API_PORT
 from .model import EnvValue, HealthCheck, Limits, Port, ServiceSpec
@@ -24,8 +23,9 @@ SERVER_HEALTH = (
 """Node 18+ has fetch; the image needs no curl."""
 
 
-def server(settings: Settings, replica: int = 1) -> ServiceSpec:
-    """Replica `replica` (from 1) of the API server: network aliases `server` and `server-<replica>`."""
+def server(settings: Settings) -> ServiceSpec:
+    """One replica of the API server (every replica has the network alias `server`; the edge routes to each by its
+    container name, see edge.py)."""
     env: dict[str, EnvValue] = {
         "NODE_ENV": "production",
         "PORT": str(SERVER_PORT),
@@ -52,7 +52,6 @@ def server(settings: Settings, replica: int = 1) -> ServiceSpec:
         follow_tag=True,
         env=env,
         ports=(Port("http", SERVER_PORT),),
-        aliases=(replica_alias(replica),),
         rolling=True,
         healthcheck=HealthCheck(test=SERVER_HEALTH, interval=10, start_period=60),
         ready_timeout=180,
