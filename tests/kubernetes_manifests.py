@@ -168,14 +168,30 @@ def checkov(directory: Path) -> CheckovReport:
     return CheckovReport(failed, summary["passed"], summary["resource_count"], summary["parsing_errors"])
 
 
-def skips() -> dict[str, str]:
-    """The committed skip list: check id → reason."""
-    return {entry["id"]: entry["reason"] for entry in yaml.safe_load(SKIPS_FILE.read_text())}
+@dataclass(frozen=True)
+class Skip:
+    check: str
+    reason: str
+    resources: frozenset[str] | None
+    """`Kind/name` of the only objects it applies to; None: every object."""
+
+    def covers(self, failure: Failure) -> bool:
+        # checkov names an object Kind.namespace.name (a namespace has no dot; a name may).
+        kind, _namespace, name = [*failure.resource.split(".", 2), "", ""][:3]
+        return failure.check == self.check and (self.resources is None or f"{kind}/{name}" in self.resources)
+
+
+def skips() -> list[Skip]:
+    """The committed skip list."""
+    return [
+        Skip(entry["id"], entry["reason"], frozenset(entry["resources"]) if "resources" in entry else None)
+        for entry in yaml.safe_load(SKIPS_FILE.read_text())
+    ]
 
 
 def unskipped(report: CheckovReport) -> list[Failure]:
     allowed = skips()
-    return [failure for failure in report.failed if failure.check not in allowed]
+    return [failure for failure in report.failed if not any(skip.covers(failure) for skip in allowed)]
 
 
 def validation_args(kind: str, props: Any, name: str) -> ResourceValidationArgs:
