@@ -1,4 +1,4 @@
-"""The tests' side of the offline evaluation (`sentinel_infra.offline`): stack files, test secrets, helpers."""
+"""The tests' side of the offline evaluation (`sentinel_infra.ops.evaluate`): stack files, test secrets, helpers."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sentinel_infra.offline import (  # noqa: F401 - re-exported for the tests
+from sentinel_infra.ops.evaluate import (  # noqa: F401 - re-exported for the tests
     Evaluation,
     Registration,
     Secret,
-    StackConfig,
     evaluate,
-    plain_text_secrets,
     registry_digest,
-    stack_file_config,
     unwrap,
 )
+from sentinel_infra.ops.stack_file import StackConfig, plain_text_secrets, stack_file_config
 from sentinel_infra.settings import Settings, collect_problems
 
 ROOT = Path(__file__).resolve().parent.parent

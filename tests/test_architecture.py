@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from harness import ROOT, deploy_stack
 
-from sentinel_infra.__main__ import main
-from sentinel_infra.graph import architecture, graph, mermaid
+from sentinel_infra.ops.cli import main
+from sentinel_infra.ops.graph import architecture, graph, mermaid
 
 
 def test_the_committed_diagram_matches_the_code() -> None:

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from harness import ROOT
 
-from sentinel_infra.__main__ import required_secrets
+from sentinel_infra.ops.cli import required_secrets
 from sentinel_infra.settings import Settings
 
 PINNED = (ROOT / ".pulumi.version").read_text().strip()

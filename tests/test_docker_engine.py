@@ -18,12 +18,12 @@ from harness import TEST_SECRETS
 from local_servers import docker_engine, tiny_image
 from pydantic import SecretStr
 
-from sentinel_infra.__main__ import main
 from sentinel_infra.docker.oneshot import InRunningContainer, OneShotArgs, exec_command, run_command
 from sentinel_infra.naming import StackNames
+from sentinel_infra.ops.cli import main
+from sentinel_infra.ops.status import collect
 from sentinel_infra.settings import SERVICE_NAMES, Settings
 from sentinel_infra.specs.kibana import kibana
-from sentinel_infra.status import collect
 
 
 @pytest.fixture(scope="module")

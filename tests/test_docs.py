@@ -6,7 +6,7 @@ import re
 
 from harness import ROOT
 
-from sentinel_infra.docs import config_reference
+from sentinel_infra.ops.docs import config_reference
 
 
 def test_readme_config_reference_matches_the_schema() -> None:

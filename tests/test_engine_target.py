@@ -29,8 +29,8 @@ from pydantic import SecretStr
 from sentinel_infra.docker.oneshot import InRunningContainer, OneShotArgs, exec_command
 from sentinel_infra.docker.platform import check_engine_environment
 from sentinel_infra.naming import StackNames
+from sentinel_infra.ops.status import DockerUnavailableError, collect
 from sentinel_infra.settings import Settings
-from sentinel_infra.status import DockerUnavailableError, collect
 
 SCRIPT = 'set -eu\nIFS= read -r word\nprintf "reached %s\\n" "$word"\n'
 LOCAL = ("command:local:Command",)

@@ -21,8 +21,8 @@ import pytest
 from harness import ROOT
 from pulumi import automation as auto
 
-from sentinel_infra.__main__ import required_secrets
-from sentinel_infra.status import collect
+from sentinel_infra.ops.cli import required_secrets
+from sentinel_infra.ops.status import collect
 
 STACK = "integration"
 

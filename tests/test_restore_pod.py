@@ -17,7 +17,7 @@ import yaml
 from kubernetes_manifests import FIXTURES, Manifest, policy_problems, schema_problems
 from local_servers import require
 
-from sentinel_infra.__main__ import ROOT
+from sentinel_infra.ops.cli import ROOT
 
 SCRIPT = ROOT / "scripts" / "restore-pod"
 CRONJOB = yaml.safe_load((FIXTURES / "good" / "cronjob-backup-postgres.yaml").read_text())

@@ -18,8 +18,8 @@ from harness import ROOT, Deployment, deploy_stack, stack_settings
 from pydantic import SecretStr
 
 from sentinel_infra.docker.containers import LOOPBACK, host_address, port_args
-from sentinel_infra.graph import COMMANDS
-from sentinel_infra.offline import CONTAINER
+from sentinel_infra.ops.evaluate import CONTAINER
+from sentinel_infra.ops.graph import COMMANDS
 from sentinel_infra.settings import SERVICE_NAMES
 from sentinel_infra.specs.model import HealthCheck, Limits, OneShotSpec, Port, ServiceSpec
 from sentinel_infra.specs.plan import PlanError, build_plan, make_plan
@@ -214,3 +214,26 @@ def test_each_data_service_declares_its_backup_and_gets_one_job() -> None:
 def test_the_settings_service_names_are_the_plans_services() -> None:
     """`resources.<service>` and `status` name the services by `ServiceName`: exactly the plan's, in its order."""
     assert tuple(build_plan(stack_settings("dev")).services) == SERVICE_NAMES
+
+
+@pytest.mark.parametrize(
+    ("argv", "absent"),
+    [
+        (["config-reference"], ["sentinel_infra.ops.evaluate", "pulumi_docker", "pulumi_command"]),
+        (
+            ["status", "--stack", "no-such-stack", "--docker-host", "unix:///nonexistent.sock"],
+            ["sentinel_infra.ops.evaluate"],
+        ),
+    ],
+    ids=["config-reference", "status"],
+)
+def test_an_operator_command_loads_only_what_it_needs(argv: list[str], absent: list[str]) -> None:
+    """The CLI's subcommands import lazily: the config reference needs no SDK, status no offline evaluation."""
+    probe = (
+        "import sys\n"
+        "from sentinel_infra.ops.cli import main\n"
+        f"main({argv!r})\n"
+        f"print(sorted(m for m in {absent!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr

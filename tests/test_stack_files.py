@@ -14,9 +14,10 @@ import pytest
 import yaml
 from harness import PROJECT, ROOT, SSH_HOST_KEY
 
-from sentinel_infra.__main__ import required_secrets
-from sentinel_infra.graph import graph
-from sentinel_infra.offline import PLACEHOLDER_KEY, evaluate, plain_text_secrets, stack_file_config
+from sentinel_infra.ops.cli import required_secrets
+from sentinel_infra.ops.evaluate import evaluate
+from sentinel_infra.ops.graph import graph
+from sentinel_infra.ops.stack_file import PLACEHOLDER_KEY, plain_text_secrets, stack_file_config
 
 # The shape `pulumi config set --secret` writes with the passphrase provider.
 CIPHERTEXT = "v1:c2FsdHNhbHQ=:Zm9vYmFyYmF6cXV4cXV1eA=="

@@ -15,7 +15,7 @@ from kube_standin import Cluster, kubeconfig, pod, serve
 from local_servers import require
 
 from sentinel_infra.ops.kubernetes_status import SERVICES
-from sentinel_infra.status import run_status
+from sentinel_infra.ops.status import run_status
 
 NAMESPACE = "sentineliq-k8s"
 IMAGES = {"server": "ghcr.io/killsearch/saas-server:main", "client": "ghcr.io/killsearch/saas-client:main"}

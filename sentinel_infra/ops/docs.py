@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .settings import NAMESPACE, SERVICE_NAMES, Settings, example_of, is_secret, nested_model
+from ..settings import NAMESPACE, SERVICE_NAMES, Settings, example_of, is_secret, nested_model
 
 
 def _default(info: FieldInfo) -> str:

@@ -2,25 +2,23 @@
 
 A recording monitor keeps every `RegisterResource` request: type, name, parent, inputs (with secret markers kept
 as `Secret`), provider, dependencies and options. `python -m sentinel_infra graph` draws the architecture from
-it without an engine or Docker, and the tests assert on it.
+it without an engine or Docker, and the tests assert on it. This module is the one home of Pulumi's private
+runtime APIs (`pulumi.runtime.mocks`, `rpc`, `settings.ROOT`) in the program.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf.json_format import MessageToDict
 from pulumi.runtime import mocks, rpc
 
-from .settings import NAMESPACE, Settings, is_secret, load_settings
-from .stack import build_stack
+from ..settings import NAMESPACE, load_settings
+from ..stack import build_stack
 
 CONTAINER = "docker:index/container:Container"
 
@@ -216,74 +214,6 @@ class Evaluation:
     def depends_on(self, resource: Registration) -> set[str]:
         """The logical names of the resources this one waits for."""
         return {self.by_urn(urn).name for urn in resource.dependencies}
-
-
-PLACEHOLDER_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----\n"
-PLACEHOLDER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-"""A well-formed ed25519 public key (all zeros) for a stack file that names an ssh:// host but not its key."""
-PLACEHOLDERS = {
-    f"{NAMESPACE}:sshPrivateKey": PLACEHOLDER_KEY,
-    f"{NAMESPACE}:sshHostKey": PLACEHOLDER_HOST_KEY,
-    f"{NAMESPACE}:sentryDsn": "https://placeholder@sentry.invalid/0",
-}
-"""Valid stand-ins for the secrets whose rule is a format; any other secret gets `PLACEHOLDER`."""
-PLACEHOLDER = "placeholder-secret-0123456789abcdefghij"
-
-
-def placeholder(key: str) -> str:
-    """A value that passes the rules of the secret key `key` (a stand-in for a value the evaluation cannot know)."""
-    return PLACEHOLDERS.get(key, PLACEHOLDER)
-
-
-class StackConfig(dict[str, str]):
-    """A stack file's config as the engine hands it to the program (strings; objects as JSON text).
-
-    A `secure:` value is ciphertext (Pulumi's convention for committed secrets): it counts as a set secret, with a
-    stand-in value (`placeholder`), since its plaintext is unknown offline. `secret_keys` lists those keys.
-    """
-
-    def __init__(self, values: Mapping[str, str], secret_keys: set[str]) -> None:
-        super().__init__(values)
-        self.secret_keys = secret_keys
-
-
-def _is_secure(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"secure"}
-
-
-def _document_config(path: Path) -> dict[str, Any]:
-    document = yaml.safe_load(path.read_text()) or {}
-    return dict(document.get("config") or {})
-
-
-def stack_file_config(path: Path) -> StackConfig:
-    """A stack file's config: plain values as the engine passes them, and a stand-in for each `secure:` value."""
-    config: dict[str, str] = {}
-    secret_keys: set[str] = set()
-    for key, value in _document_config(path).items():
-        if _is_secure(value):
-            config[key] = placeholder(key)
-            secret_keys.add(key)
-        elif isinstance(value, bool):
-            config[key] = "true" if value else "false"
-        elif isinstance(value, dict | list):
-            config[key] = json.dumps(value)
-        else:
-            config[key] = str(value)
-    return StackConfig(config, secret_keys)
-
-
-def plain_text_secrets(path: Path) -> list[str]:
-    """The secret keys a stack file holds in plain text, or as a `secure:` value that is not ciphertext text."""
-    secret_fields = {f"{NAMESPACE}:{field.alias}" for field in Settings.model_fields.values() if is_secret(field)}
-    problems = []
-    for key, value in _document_config(path).items():
-        if _is_secure(value):
-            if not isinstance(value["secure"], str) or not value["secure"].strip():
-                problems.append(key)
-        elif key in secret_fields:
-            problems.append(key)
-    return problems
 
 
 def evaluate(

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .docker.platform import LOCAL_ENGINE_ENVIRONMENT
-from .naming import LABEL_PREFIX
-from .offline import stack_file_config
-from .ops import kubernetes_status
-from .ops.status_report import ServiceStatus, report
-from .settings import NAMESPACE, SERVICE_NAMES
+from ..docker.platform import LOCAL_ENGINE_ENVIRONMENT
+from ..naming import LABEL_PREFIX
+from ..settings import NAMESPACE, SERVICE_NAMES
+from . import kubernetes_status
+from .stack_file import stack_file_config
+from .status_report import ServiceStatus, report
 
 
 class DockerUnavailableError(RuntimeError):

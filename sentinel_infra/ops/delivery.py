@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .offline import stack_file_config
-from .settings import NAMESPACE
+from ..settings import NAMESPACE
+from .stack_file import stack_file_config
 
 KEY = f"{NAMESPACE}:dockerHost"
 

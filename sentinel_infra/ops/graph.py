@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .naming import LABEL_PREFIX
-from .offline import CONTAINER, Evaluation, Registration, StackConfig, evaluate, placeholder, stack_file_config
-from .settings import NAMESPACE, Settings, is_secret
+from ..naming import LABEL_PREFIX
+from ..settings import NAMESPACE, Settings, is_secret
+from .evaluate import CONTAINER, Evaluation, Registration, evaluate
+from .stack_file import StackConfig, placeholder, stack_file_config
 
 VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
