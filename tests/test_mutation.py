@@ -145,3 +145,11 @@ def test_the_catalogue_loads_and_names_each_mutant_once() -> None:
         assert mutant.why, mutant.id
         assert mutation.tests_for(ROOT, mutant, suites), f"{mutant.id} runs no test"
         assert all("test_snapshots" not in test for test in mutation.tests_for(ROOT, mutant, suites)), mutant.id
+
+
+def test_every_mutant_of_the_catalogue_applies_to_the_code_as_it_is() -> None:
+    """Code that moves or changes under a mutant makes it stale (it would mutate nothing): the change that moves
+    the code updates its `file`/`find` in the same commit."""
+    _, mutants = mutation.load(mutation.CATALOGUE)
+    stale = {mutant.id: why for mutant in mutants if (why := mutation.applies(ROOT, mutant))}
+    assert stale == {}
