@@ -807,7 +807,19 @@ def _cross_key_problems(data: Mapping[str, Any]) -> list[Problem]:
 
 def _edge_problems(settings: Settings) -> list[Problem]:
     """With ACME, the edge routes by host name and asks a public CA for a certificate of each: the two URLs must be
-    https on distinct DNS names on the default port."""
+    https on distinct DNS names on the default port. Self-signed, it serves HTTPS only: an http URL would be an
+    origin no browser ever shows (the server's CORS origin, WASP_WEB_CLIENT_URL, would refuse the web client)."""
+    if settings.edge.tls == "selfSigned":
+        urls = (
+            ("appUrl", settings.app_url, settings.host_ports.client),
+            ("apiUrl", settings.api_url, settings.host_ports.server),
+        )
+        rule = "must be https:// when edge.tls is selfSigned (the edge serves HTTPS only)"
+        return [
+            Problem(name, rule, f"pulumi config set sentineliq:{name} https://localhost:{port}")
+            for name, url, port in urls
+            if urlsplit(url).scheme != "https"
+        ]
     if settings.edge.tls != "acme":
         return []
     problems = []

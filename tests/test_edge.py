@@ -207,6 +207,21 @@ def test_edge_config_errors(edge: str, key: str, rule: str) -> None:
     assert problems[key][1].startswith("pulumi config ")
 
 
+def test_self_signed_urls_are_https() -> None:
+    """The self-signed edge serves HTTPS only: an http URL is an origin no browser shows (CORS refuses the SPA)."""
+    problems = problems_of(edge='{"tls": "selfSigned"}', appUrl="http://localhost:3000")
+    assert problems == {
+        "appUrl": (
+            "must be https:// when edge.tls is selfSigned (the edge serves HTTPS only)",
+            "pulumi config set sentineliq:appUrl https://localhost:3000",
+        )
+    }
+    moved = problems_of(edge='{"tls": "selfSigned"}', apiUrl="http://localhost:8443", hostPorts='{"server": 8443}')
+    assert moved["apiUrl"][1] == "pulumi config set sentineliq:apiUrl https://localhost:8443"
+    assert problems_of(edge='{"tls": "selfSigned"}') == {}, "the defaults are https"
+    assert problems_of(edge='{"tls": "external"}', appUrl="http://localhost:3000") == {}, "TLS ends in front"
+
+
 def test_an_unknown_edge_key_is_removed_by_its_fix() -> None:
     assert problems_of(edge='{"tsl": "acme"}')["edge.tsl"][1] == "pulumi config rm --path 'sentineliq:edge.tsl'"
 
