@@ -63,7 +63,7 @@ def _ssh_options(settings: Settings) -> list[str] | None:
 
 
 @dataclass(frozen=True)
-class PlatformArgs:
+class DockerPlatformArgs:
     settings: Settings
     names: StackNames
     volumes: Sequence[str]
@@ -72,14 +72,18 @@ class PlatformArgs:
     CA's rate limits)."""
 
 
-class Platform(pulumi.ComponentResource):
-    """The Docker provider every resource uses explicitly, one bridge network and the specs' data volumes."""
+class DockerPlatform(pulumi.ComponentResource):
+    """The Docker provider every resource uses explicitly, one bridge network and the specs' data volumes.
+
+    Its type token stays `sentineliq:platform:Platform` (the URNs of the protected volumes under it, which the
+    README's runbook cites); the class is named for its target, since `sentineliq:platform` is now a config key.
+    """
 
     provider: docker.Provider
     network: docker.Network
     volumes: dict[str, docker.Volume]
 
-    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: DockerPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentineliq:platform:Platform", name, None, opts)
         settings, names = args.settings, args.names
         self.provider = docker.Provider(

@@ -21,14 +21,14 @@ from ..specs.plan import Plan
 from .backups import backup_directory, backup_path
 from .containers import HostDirectory, ServiceContainer, ServiceContainerArgs
 from .images import ImageSet, ImageSetArgs
-from .platform import Platform, PlatformArgs
+from .platform import DockerPlatform, DockerPlatformArgs
 from .steps import StepContext, edge_upstreams, render_step
 
 
 class _Containers:
     """Renders service specs into containers, by logical name."""
 
-    def __init__(self, platform: Platform, images: ImageSet, names: StackNames, public_address: str) -> None:
+    def __init__(self, platform: DockerPlatform, images: ImageSet, names: StackNames, public_address: str) -> None:
         self._platform, self._images, self._names = platform, images, names
         self._public_address = public_address
         self.containers: dict[str, ServiceContainer] = {}
@@ -78,7 +78,7 @@ def _on_host(settings: Settings, port: int) -> str:
 def render_stack(settings: Settings, names: StackNames, plan: Plan) -> dict[str, pulumi.Input[object]]:
     """Declare every Docker resource of the plan and return the stack outputs."""
     volumes = list(dict.fromkeys(mount.volume for spec in plan.services.values() for mount in spec.volumes))
-    platform = Platform(names.project, PlatformArgs(settings=settings, names=names, volumes=volumes))
+    platform = DockerPlatform(names.project, DockerPlatformArgs(settings=settings, names=names, volumes=volumes))
     jobs = plan.backups
     images = ImageSet("images", ImageSetArgs(specs=[*plan.services.values(), *jobs], provider=platform.provider))
     services = _Containers(platform, images, names, settings.public_bind_address)
