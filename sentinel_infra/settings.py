@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import pulumi
+import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -368,6 +369,120 @@ class EdgeSettings(_Section):
         return value
 
 
+Platform = Literal["docker", "kubernetes"]
+
+
+def _quantity(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]{0,5}(Mi|Gi|Ti)", value):
+        raise ValueError("must be a size in Mi, Gi or Ti, such as 512Mi or 20Gi")
+    return value
+
+
+Quantity = Annotated[str, AfterValidator(_quantity)]
+"""A storage size as Kubernetes reads it, in binary units: `512Mi`, `20Gi`, `1Ti`."""
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def dns_label(value: str) -> str:
+    """An RFC 1123 label (a namespace's name): lowercase letters, digits and '-', at most 63 characters."""
+    if not _DNS_LABEL.fullmatch(value):
+        raise ValueError(
+            "must be a DNS label: 1 to 63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _object_name(value: str) -> str:
+    # An IngressClass, ClusterIssuer or StorageClass name: an RFC 1123 subdomain.
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", value):
+        raise ValueError("must be a Kubernetes object name: lowercase letters, digits, '-' and '.', at most 253")
+    return value
+
+
+ObjectName = Annotated[str, AfterValidator(_object_name)]
+
+
+class VolumeSizes(_Section):
+    """The size of each PersistentVolumeClaim (a StatefulSet's claim template, or the backups' claim)."""
+
+    postgres_data: Quantity = key("PostgreSQL's data", example="50Gi", default="20Gi")
+    redis_data: Quantity = key("Redis's append-only file and snapshots", example="5Gi", default="5Gi")
+    minio_data: Quantity = key("MinIO's objects (the application's files)", example="200Gi", default="50Gi")
+    elasticsearch_data: Quantity = key("Elasticsearch's log indices", example="100Gi", default="30Gi")
+    backups: Quantity = key("the backup jobs' runs, kept backup.retentionDays days", example="200Gi", default="50Gi")
+
+    def of(self, volume: str) -> str:
+        """The size of a volume key such as `postgres-data` (or `backups`)."""
+        return str(getattr(self, volume.replace("-", "_")))
+
+
+class KubernetesSettings(_Section):
+    """The cluster target (platform kubernetes): where and how the stack runs on a Kubernetes cluster."""
+
+    context: Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_plain_name)] | None = key(
+        "kubeconfig context to deploy with; unset: the kubeconfig's current context",
+        example="prod-cluster",
+        default=None,
+    )
+    namespace: Annotated[str, AfterValidator(dns_label)] | None = key(
+        "namespace the program creates and deploys into (a DNS label); unset: sentineliq-<stack>",
+        example="sentineliq-prod",
+        default=None,
+    )
+    storage_class: ObjectName | None = key(
+        "StorageClass of every PersistentVolumeClaim; unset: the cluster's default StorageClass",
+        example="fast-ssd",
+        default=None,
+    )
+    volume_sizes: VolumeSizes = key("the size of each volume", example="", default=VolumeSizes())
+    server_max_replicas: Integer | None = key(
+        "most API server pods the HorizontalPodAutoscaler may run, on CPU (serverReplicas to 32); "
+        "unset: twice serverReplicas",
+        example="6",
+        default=None,
+    )
+    ingress_class: ObjectName = key(
+        "IngressClass of the Ingress; nginx (ingress-nginx) and traefik also get the edge's security headers, "
+        "rate limit and body size",
+        example="nginx",
+        default="nginx",
+    )
+    ingress_namespace: Annotated[str, AfterValidator(dns_label)] = key(
+        "namespace of the ingress controller's pods: the only source the NetworkPolicies admit to the client and "
+        "the server",
+        example="ingress-nginx",
+        default="ingress-nginx",
+    )
+    cluster_issuer: ObjectName = key(
+        "cert-manager ClusterIssuer that issues the TLS certificate of appUrl's and apiUrl's hosts",
+        example="letsencrypt-prod",
+        default="letsencrypt-prod",
+    )
+
+    @field_validator("server_max_replicas")
+    @classmethod
+    def _max_replicas_range(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 32:
+            raise ValueError("must be between 1 and 32")
+        return value
+
+
+def _kubeconfig(value: SecretStr) -> SecretStr:
+    # Never echoed: only its shape is described. A file: lines and tabs, but no other control character.
+    if _has_control(value.get_secret_value().replace("\n", "").replace("\t", "")):
+        raise ValueError("must not contain control characters other than newlines and tabs")
+    try:
+        document = yaml.safe_load(value.get_secret_value())
+    except yaml.YAMLError:
+        raise ValueError(
+            "must be a kubeconfig file (YAML), such as the output of `kubectl config view --raw`"
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("clusters"), list) or not document["clusters"]:
+        raise ValueError("must be a kubeconfig with at least one cluster (`kubectl config view --raw --minify`)")
+    return value
+
+
 def _docker_host(value: str) -> str:
     if value.startswith("unix://"):
         host_path(value.removeprefix("unix://"))
@@ -478,6 +593,11 @@ class Settings(_Section):
         "registry path where saas-server and saas-client live",
         example="ghcr.io/killsearch",
         default="ghcr.io/killsearch",
+    )
+    platform: Platform = key(
+        "where the stack runs: docker (one Docker engine) or kubernetes (a cluster; see the kubernetes.* keys)",
+        example="kubernetes",
+        default="docker",
     )
     docker_host: Annotated[str, AfterValidator(_docker_host)] | None = key(
         "the Docker engine to deploy to; unset means the local engine (DOCKER_HOST or its socket)",
@@ -593,6 +713,14 @@ class Settings(_Section):
         example="4096",
         default={},
     )
+    kubeconfig: Annotated[SecretStr, Field(max_length=1_048_576), AfterValidator(_kubeconfig)] | None = key(
+        "kubeconfig of the cluster (platform kubernetes); unset: the ambient one (KUBECONFIG or ~/.kube/config)",
+        example="< ~/.kube/sentineliq-prod.yaml",
+        default=None,
+    )
+    kubernetes: KubernetesSettings = key(
+        "the Kubernetes target (platform kubernetes)", example="", default=KubernetesSettings()
+    )
 
     @field_validator("server_replicas")
     @classmethod
@@ -615,6 +743,15 @@ class Settings(_Section):
         if self.kibana_previous_encryption_keys is None:
             return []
         return [SecretStr(k) for k in json.loads(self.kibana_previous_encryption_keys.get_secret_value())]
+
+    @property
+    def server_max_replicas(self) -> int:
+        """The HorizontalPodAutoscaler's ceiling (kubernetes.serverMaxReplicas, default twice serverReplicas)."""
+        return self.kubernetes.server_max_replicas or 2 * self.server_replicas
+
+    def namespace(self, stack: str) -> str:
+        """The stack's Kubernetes namespace."""
+        return self.kubernetes.namespace or default_namespace(stack)
 
     def limits(self, service: ServiceName, default: Limits) -> Limits:
         override = self.resources.get(service)
@@ -707,10 +844,14 @@ def _fix(path: str) -> str:
     if info is None:
         return _rm(top, nested=False)
     if rest:
-        leaf = rest.rsplit(".", 1)[-1]
-        model = nested_model(info)
-        nested = {} if model is None else {str(f.alias): f for f in model.model_fields.values()}
-        return _set_path(path, example_of(nested[leaf]) if leaf in nested else "<value>")
+        # Down through the nested models; a part that names no field is a map's key (`resources.<service>`).
+        model, leaf = nested_model(info), None
+        for part in rest.split("."):
+            nested = {} if model is None else {str(f.alias): f for f in model.model_fields.values()}
+            leaf = nested.get(part)
+            if leaf is not None:
+                model = nested_model(leaf)
+        return _set_path(path, "<value>" if leaf is None else example_of(leaf))
     flag = "--secret " if is_secret(info) else ""
     return f"pulumi config set {flag}{NAMESPACE}:{top} {example_of(info)}"
 
@@ -754,8 +895,11 @@ def _describe(error: Mapping[str, Any]) -> Problem:
     return Problem(path, rule, _fix(path))
 
 
-def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list[Problem], Settings | None]:
-    """Every problem of a configuration, and the settings when there is none."""
+def collect_problems(
+    values: Mapping[str, str], secrets: set[str], stack: str | None = None
+) -> tuple[list[Problem], Settings | None]:
+    """Every problem of a configuration, and the settings when there is none (`stack`, when given, is checked as
+    part of the default namespace `sentineliq-<stack>`)."""
     fields = _fields()
     problems: list[Problem] = []
     data: dict[str, Any] = {}
@@ -776,12 +920,14 @@ def collect_problems(values: Mapping[str, str], secrets: set[str]) -> tuple[list
             problems.append(Problem(name, "must be an object (set it with --path)", _fix(f"{name}.<field>")))
     problems.extend(_cross_key_problems(data))
     problems.extend(_section_problems(data))
+    problems.extend(_target_problems(data))
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems.extend(_describe(err) for err in exc.errors(include_input=False, include_url=False))
         return problems, None
     problems.extend(_edge_problems(settings))
+    problems.extend(_kubernetes_problems(settings, stack))
     return problems, (settings if not problems else None)
 
 
@@ -809,7 +955,7 @@ def _edge_problems(settings: Settings) -> list[Problem]:
     """With ACME, the edge routes by host name and asks a public CA for a certificate of each: the two URLs must be
     https on distinct DNS names on the default port. Self-signed, it serves HTTPS only: an http URL would be an
     origin no browser ever shows (the server's CORS origin, WASP_WEB_CLIENT_URL, would refuse the web client)."""
-    if settings.edge.tls == "selfSigned":
+    if settings.platform == "docker" and settings.edge.tls == "selfSigned":
         urls = (
             ("appUrl", settings.app_url, settings.host_ports.client),
             ("apiUrl", settings.api_url, settings.host_ports.server),
@@ -820,8 +966,9 @@ def _edge_problems(settings: Settings) -> list[Problem]:
             for name, url, port in urls
             if urlsplit(url).scheme != "https"
         ]
-    if settings.edge.tls != "acme":
+    if settings.edge.tls != "acme" and settings.platform != "kubernetes":
         return []
+    when = "when edge.tls is acme" if settings.platform == "docker" else "with platform kubernetes"
     problems = []
     hosts: dict[str, str] = {}
     for name, url in (("appUrl", settings.app_url), ("apiUrl", settings.api_url)):
@@ -833,10 +980,10 @@ def _edge_problems(settings: Settings) -> list[Problem]:
         except ValueError:
             is_ip = False
         if parts.scheme != "https" or parts.port not in (None, 443) or is_ip or "." not in host:
-            rule = "must be https://<DNS name> without a port when edge.tls is acme (the CA certifies that name)"
+            rule = f"must be https://<DNS name> without a port {when} (the CA certifies that name)"
             problems.append(Problem(name, rule, _fix(name)))
         elif host in hosts:
-            rule = f"must name another host than {hosts[host]} when edge.tls is acme (the edge routes by host)"
+            rule = f"must name another host than {hosts[host]} {when} (the edge routes by host)"
             problems.append(Problem(name, rule, _fix(name)))
         hosts.setdefault(host, name)
     return problems
@@ -899,14 +1046,89 @@ def _section_problems(data: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+DOCKER_ONLY = (
+    "dockerHost",
+    "publicBindAddress",
+    "hostPorts",
+    "volumeNames",
+    "sshPrivateKey",
+    "sshHostKey",
+    "backup.path",
+    "edge.tls",
+    "edge.acmeEmail",
+    "edge.trustedProxies",
+    "resources.edge",
+)
+"""Keys that only the Docker target reads. On a cluster there is no engine host, no host port or folder, no Docker
+volume to adopt; the Ingress controller and cert-manager (kubernetes.ingressClass, kubernetes.clusterIssuer) take
+the edge's place, so its TLS mode, ACME account, trusted proxies and limits do not apply. Set under platform
+kubernetes, they are reported rather than silently ignored: a user who sets one expects it to do something."""
+
+KUBERNETES_ONLY = ("kubernetes", "kubeconfig")
+"""Keys that only the Kubernetes target reads (reported under platform docker, for the same reason)."""
+
+
+def _set_paths(data: Mapping[str, Any]) -> set[str]:
+    """The keys set, and `key.field` for each field set inside a structured key."""
+    paths = set(data)
+    for name, value in data.items():
+        if isinstance(value, dict):
+            paths.update(f"{name}.{field}" for field in value)
+    return paths
+
+
+def _target_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Keys of the other target: they would do nothing on this one."""
+    platform = data.get("platform", "docker")
+    if platform not in ("docker", "kubernetes"):
+        return []  # reported by the main validation
+    foreign, other = (DOCKER_ONLY, "docker") if platform == "kubernetes" else (KUBERNETES_ONLY, "kubernetes")
+    problems = []
+    for path in sorted(_set_paths(data) & set(foreign)):
+        rule = f"is a {other} setting: it has no effect with platform {platform}"
+        problems.append(Problem(path, rule, _rm(path, nested="." in path)))
+    return problems
+
+
+def _kubernetes_problems(settings: Settings, stack: str | None) -> list[Problem]:
+    """Rules of the cluster target that tie keys together."""
+    if settings.platform != "kubernetes":
+        return []
+    problems = []
+    cluster = settings.kubernetes
+    if cluster.server_max_replicas is not None and cluster.server_max_replicas < settings.server_replicas:
+        path = "kubernetes.serverMaxReplicas"
+        rule = f"must be at least serverReplicas ({settings.server_replicas})"
+        problems.append(Problem(path, rule, _set_path(path, str(settings.server_replicas))))
+    if cluster.namespace is None and stack is not None:
+        try:
+            dns_label(default_namespace(stack))
+        except ValueError as exc:
+            rule = f"is needed: the default {default_namespace(stack)!r} is not valid ({exc})"
+            problems.append(Problem("kubernetes.namespace", rule, _set_path("kubernetes.namespace", "sentineliq-prod")))
+    if settings.kubeconfig is not None and cluster.context is not None:
+        document = yaml.safe_load(settings.kubeconfig.get_secret_value())
+        contexts = {str(entry.get("name")) for entry in document.get("contexts") or [] if isinstance(entry, dict)}
+        if cluster.context not in contexts:
+            # The context names come from the secret kubeconfig: only their number is told.
+            rule = f"names no context of the kubeconfig (it has {len(contexts)})"
+            problems.append(Problem("kubernetes.context", rule, _rm("kubernetes.context", nested=True)))
+    return problems
+
+
+def default_namespace(stack: str) -> str:
+    """`sentineliq-<stack>`, the namespace of a stack that sets no kubernetes.namespace."""
+    return f"{NAMESPACE}-{stack}"
+
+
 def load_settings() -> Settings:
     """Validate the stack's configuration once; raise every problem together as a `pulumi.RunError`."""
     values, secrets = _runtime_config()
-    problems, settings = collect_problems(values, secrets)
+    stack = pulumi.get_stack()
+    problems, settings = collect_problems(values, secrets, stack)
     if settings is None:
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         body = "\n".join(f"  - {problem.render()}" for problem in problems)
-        stack = pulumi.get_stack()
         raise pulumi.RunError(
             f"the configuration of stack '{stack}' has {count}:\n{body}\n"
             f"(run the commands in the stack's directory; `pulumi config` lists what is set)"

@@ -192,6 +192,7 @@ def test_secret_keys_are_exactly_the_secret_typed_fields() -> None:
         "sentryDsn",
         "registryToken",
         "sshPrivateKey",
+        "kubeconfig",
     }
 
 
@@ -503,3 +504,131 @@ def test_a_backup_path_the_policy_pack_would_refuse_is_refused_here_too(tree: st
     the config rule at least as strict, so that a path never passes `preview` only to fail the pack."""
     for path in (tree, f"{tree}/sentineliq-backups"):
         assert "backup.path" in problems_of(backup=json.dumps({"path": path})), path
+
+
+# --- the Kubernetes target (issue 11) -----------------------------------------------------------------------
+
+K8S_ONLY_ON_DOCKER = "is a kubernetes setting: it has no effect with platform docker"
+DOCKER_ONLY_ON_K8S = "is a docker setting: it has no effect with platform kubernetes"
+
+
+def k8s_problems(stack: str | None = None, **changes: str | None) -> dict[str, tuple[str, str]]:
+    """Problems of the committed Kubernetes stack (Pulumi.k8s.yaml plus test secrets) with some keys changed."""
+    config, secrets = with_secrets(stack_config("k8s"))
+    values = {k.removeprefix(f"{PROJECT}:"): v for k, v in config.items()}
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    secret_keys = {k.removeprefix(f"{PROJECT}:") for k in secrets} | ({"kubeconfig"} & set(changes))
+    problems, settings = collect_problems(values, secret_keys, stack)
+    assert (settings is None) == bool(problems)
+    return {p.key: (p.rule, p.fix) for p in problems}
+
+
+def test_the_kubernetes_example_stack_is_valid() -> None:
+    assert k8s_problems(stack="k8s") == {}
+
+
+def test_docker_keys_are_reported_under_kubernetes() -> None:
+    problems = problems_of(platform="kubernetes")
+    # Pulumi.prod.yaml sets the edge's TLS mode, its ACME account, a bind address and the edge's limits.
+    assert set(problems) == {"publicBindAddress", "edge.tls", "edge.acmeEmail", "resources.edge"}
+    assert problems["publicBindAddress"] == (DOCKER_ONLY_ON_K8S, "pulumi config rm sentineliq:publicBindAddress")
+    assert problems["edge.tls"][1] == "pulumi config rm --path 'sentineliq:edge.tls'"
+    more = k8s_problems(dockerHost="unix:///var/run/docker.sock", backup=json.dumps({"path": "/srv/backups"}))
+    assert set(more) == {"dockerHost", "backup.path"}
+    shared = k8s_problems(backup=json.dumps({"time": "03:00"}), edge=json.dumps({"maxBodyMb": 10}), seedData="true")
+    assert shared == {}, "the keys both targets read are accepted"
+
+
+def test_kubernetes_keys_are_reported_under_docker() -> None:
+    problems = problems_of(kubernetes=json.dumps({"namespace": "sentineliq-prod"}), kubeconfig=KUBECONFIG)
+    assert problems["kubernetes"] == (K8S_ONLY_ON_DOCKER, "pulumi config rm sentineliq:kubernetes")
+    assert problems["kubeconfig"][0] == K8S_ONLY_ON_DOCKER
+
+
+def test_server_max_replicas_is_at_least_server_replicas() -> None:
+    cluster = {"context": "prod-cluster", "serverMaxReplicas": 2}
+    rule, fix = k8s_problems(kubernetes=json.dumps(cluster))["kubernetes.serverMaxReplicas"]
+    assert rule == "must be at least serverReplicas (3)"
+    assert fix == "pulumi config set --path 'sentineliq:kubernetes.serverMaxReplicas' 3"
+    assert k8s_problems(kubernetes=json.dumps({**cluster, "serverMaxReplicas": 3})) == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("namespace", "Sentineliq", "must be a DNS label"),
+        ("namespace", "a" * 64, "must be a DNS label"),
+        ("namespace", "-prod", "must be a DNS label"),
+        ("storageClass", "Fast SSD", "must be a Kubernetes object name"),
+        ("ingressClass", "", "must be a Kubernetes object name"),
+        ("serverMaxReplicas", "33", "must be between 1 and 32"),
+        ("serverMaxReplicas", "true", "must be a number, not true or false"),
+        ("ingressNamespace", "ingress_nginx", "must be a DNS label"),
+    ],
+)
+def test_kubernetes_fields_have_rules(field: str, value: str, rule: str) -> None:
+    raw = int(value) if value.isdigit() else (True if value == "true" else value)
+    problems = k8s_problems(kubernetes=json.dumps({"context": "prod-cluster", field: raw}))
+    assert problems[f"kubernetes.{field}"][0].startswith(rule)
+
+
+@pytest.mark.parametrize("size", ["20GB", "0Gi", "1.5Gi", "20", "Gi", "9999999Gi"])
+def test_volume_sizes_are_binary_quantities(size: str) -> None:
+    problems = k8s_problems(kubernetes=json.dumps({"volumeSizes": {"postgresData": size}}))
+    rule, fix = problems["kubernetes.volumeSizes.postgresData"]
+    assert rule == "must be a size in Mi, Gi or Ti, such as 512Mi or 20Gi"
+    # The fix reaches the nested field's own example.
+    assert fix == "pulumi config set --path 'sentineliq:kubernetes.volumeSizes.postgresData' 50Gi"
+
+
+def test_the_default_namespace_must_be_a_dns_label() -> None:
+    cluster = json.dumps({"context": "prod-cluster"})
+    assert k8s_problems(stack="prod", kubernetes=cluster) == {}
+    rule, fix = k8s_problems(stack="Prod_EU", kubernetes=cluster)["kubernetes.namespace"]
+    assert "'sentineliq-Prod_EU' is not valid" in rule
+    assert fix.startswith("pulumi config set --path 'sentineliq:kubernetes.namespace' ")
+    assert k8s_problems(stack="Prod_EU") == {}, "a namespace set explicitly needs no valid stack name"
+
+
+KUBECONFIG = (
+    "apiVersion: v1\nclusters:\n- name: c\n  cluster: {server: https://k.example.com}\ncontexts:\n- name: ctx-a\n"
+)
+
+
+def test_a_kubeconfig_is_a_secret_checked_by_shape_never_echoed() -> None:
+    assert k8s_problems(kubeconfig=KUBECONFIG, kubernetes=json.dumps({"context": "ctx-a"})) == {}
+    rule, _ = k8s_problems(kubeconfig="token: s3cr3t-value")["kubeconfig"]
+    assert rule.startswith("must be a kubeconfig with at least one cluster")
+    assert "s3cr3t" not in rule
+    rule, _ = k8s_problems(kubeconfig="clusters: [unclosed s3cr3t")["kubeconfig"]
+    assert "s3cr3t" not in rule
+    rule, _ = k8s_problems(kubeconfig=KUBECONFIG + "\x1b[2J")["kubeconfig"]
+    assert rule == "must not contain control characters other than newlines and tabs"
+    values, secrets = valid()
+    values.update(platform="kubernetes", kubeconfig=KUBECONFIG)
+    for key in ("publicBindAddress", "edge", "resources"):
+        values.pop(key)
+    problems, _ = collect_problems(values, secrets)
+    assert [p.key for p in problems] == ["kubeconfig"]
+    assert problems[0].rule == "is a secret but is stored in plain text"
+
+
+def test_the_context_must_be_one_of_the_kubeconfigs() -> None:
+    rule, fix = k8s_problems(kubeconfig=KUBECONFIG, kubernetes=json.dumps({"context": "ctx-secret-b"}))[
+        "kubernetes.context"
+    ]
+    assert rule == "names no context of the kubeconfig (it has 1)"
+    assert "ctx-a" not in rule + fix
+    assert fix == "pulumi config rm --path 'sentineliq:kubernetes.context'"
+
+
+def test_the_ingress_hosts_must_be_distinct_https_names_on_kubernetes() -> None:
+    problems = k8s_problems(apiUrl="https://app.sentineliq.com")
+    assert (
+        problems["apiUrl"][0] == "must name another host than appUrl with platform kubernetes (the edge routes by host)"
+    )
+    assert "appUrl" in k8s_problems(appUrl="http://app.sentineliq.com")

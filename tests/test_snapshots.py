@@ -49,6 +49,11 @@ SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = "venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update"
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-snapshot\n-----END OPENSSH PRIVATE KEY-----\n"
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: 'https://k8s.example.com'}\n"
+    "contexts:\n- name: prod-cluster\n  context: {cluster: prod, user: deploy}\n"
+    "users:\n- name: deploy\n  user: {token: kubeconfig-token-0011}\n"
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,20 @@ VARIANTS: dict[str, Variant] = {
         "prod", {"registryUsername": "ci-bot"}, {"registryToken": "ghp_registry-token-0009"}
     ),
     "prod-edge-external": Variant("prod", {"edge": json.dumps({"tls": "external", "trustedProxies": ["10.0.0.0/8"]})}),
+    # The Kubernetes target (issue 11): the example cluster stack, and Traefik with a private registry, a
+    # kubeconfig and the seed step.
+    "k8s": Variant("k8s"),
+    "k8s-traefik-private-registry": Variant(
+        "k8s",
+        {
+            "kubernetes": json.dumps(
+                {"context": "prod-cluster", "ingressClass": "traefik", "storageClass": "fast-ssd"}
+            ),
+            "registryUsername": "ci-bot",
+            "seedData": "true",
+        },
+        {"registryToken": "ghp_registry-token-0010", "kubeconfig": KUBECONFIG},
+    ),
 }
 
 IGNORED_OPTIONS = {

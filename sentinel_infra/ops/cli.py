@@ -2,6 +2,7 @@
 
 python -m sentinel_infra status --stack NAME [--json]         the seed's `prod.sh status`, from Docker itself
 python -m sentinel_infra graph --stack NAME [--write FILE]     the architecture, drawn from the program
+python -m sentinel_infra render --stack NAME --out DIR         a Kubernetes stack's objects as YAML manifests
 python -m sentinel_infra config-reference [--write FILE]       the config reference table
 python -m sentinel_infra required-secrets                      the secret keys every stack must set
 python -m sentinel_infra deploy-target --stack NAME            CI: refuse a stack that names no remote engine
@@ -38,6 +39,21 @@ def write_between_markers(path: Path, name: str, content: str) -> None:
     path.write_text(pattern.sub(lambda _: f"{start}\n{content.rstrip()}\n{end}", text))
 
 
+def render(stack: str, out: Path) -> int:
+    """Write a Kubernetes stack's manifests; a Docker stack, or a configuration with problems, is an error."""
+    import pulumi  # noqa: PLC0415 - lazy, see above
+
+    from .render import NotKubernetesError, write_manifests  # noqa: PLC0415 - lazy, see above
+
+    try:
+        written = write_manifests(ROOT, stack, out)
+    except (NotKubernetesError, pulumi.RunError) as problem:
+        print(f"render: {problem}", file=sys.stderr)
+        return 1
+    print(f"{len(written)} manifests of stack {stack} in {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sentinel_infra", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     drawing.add_argument("--write", type=Path, metavar="FILE", help="update the diagram in this file")
     reference = commands.add_parser("config-reference", help="the config reference table (Markdown)")
     reference.add_argument("--write", type=Path, metavar="FILE", help="update the table in this file")
+    manifests = commands.add_parser("render", help="a Kubernetes stack's objects as YAML manifests (secrets redacted)")
+    manifests.add_argument("--stack", required=True)
+    manifests.add_argument("--out", type=Path, required=True, metavar="DIR", help="one file per object, <kind>-<name>")
     commands.add_parser("required-secrets", help="list the secret keys every stack must set")
     target = commands.add_parser("deploy-target", help="fail unless the stack file names an ssh:// dockerHost")
     target.add_argument("--stack", required=True)
@@ -59,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         from .status import run_status  # noqa: PLC0415 - lazy, see above
 
         return run_status(ROOT, args.stack, as_json=args.json, docker_host=args.docker_host)
+    if args.command == "render":
+        return render(args.stack, args.out)
     if args.command == "required-secrets":
         print(required_secrets())
         return 0

@@ -23,16 +23,16 @@ def _row(key: str, info: FieldInfo) -> str:
     return f"| `{key}` | {secret} | {_default(info)} | {info.description} | `{example_of(info)}` |"
 
 
-def _rows(model: type[BaseModel]) -> list[str]:
+def _rows(model: type[BaseModel], prefix: str = f"{NAMESPACE}:") -> list[str]:
     rows = []
     for info in model.model_fields.values():
         nested = nested_model(info)
         if nested is None:
-            rows.append(_row(f"{NAMESPACE}:{info.alias}", info))
+            rows.append(_row(f"{prefix}{info.alias}", info))
             continue
-        # A map of objects (`resources`) is keyed by service; an object by its own fields.
-        prefix = f"{NAMESPACE}:{info.alias}." + ("<service>." if isinstance(info.default, dict) else "")
-        rows.extend(_row(prefix + str(field.alias), field) for field in nested.model_fields.values())
+        # A map of objects (`resources`) is keyed by service; an object by its own fields, at any depth
+        # (`kubernetes.volumeSizes.postgresData`).
+        rows.extend(_rows(nested, f"{prefix}{info.alias}." + ("<service>." if isinstance(info.default, dict) else "")))
     return rows
 
 

@@ -68,5 +68,6 @@ def elastic_setup_step(settings: Settings) -> OneShotSpec:
         script=SETUP_SCRIPT,
         stdin=setup_input(settings),
         after=("elasticsearch",),
+        talks_to=("elasticsearch",),
         reruns=(NewInstance("elasticsearch"),),
     )

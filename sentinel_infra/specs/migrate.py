@@ -55,6 +55,7 @@ def migrate_step(settings: Settings) -> OneShotSpec:
         script=SCRIPT,
         stdin=database_input(settings),
         after=("postgres", "postgres-password"),
+        talks_to=("postgres",),
         reruns=(NewImage(),),
     )
 
@@ -67,6 +68,7 @@ def seed_step(settings: Settings) -> OneShotSpec:
         script=SEED_SCRIPT,
         stdin=database_input(settings),
         after=("migrate",),
+        talks_to=("postgres",),
         reruns=(Setting("seedDataRun", settings.seed_data_run),),
         on_input_change=SEED_KEPT,
     )

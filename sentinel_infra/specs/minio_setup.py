@@ -97,5 +97,6 @@ def minio_setup_step(settings: Settings) -> OneShotSpec:
         script=minio_setup_script(settings.s3_bucket),
         stdin=minio_setup_input(settings),
         after=("minio",),
+        talks_to=("minio",),
         reruns=(NewInstance("minio"),),
     )

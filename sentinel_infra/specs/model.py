@@ -213,6 +213,9 @@ class OneShotSpec:
     on_input_change: str | None = None
     """A script run instead when only the script's input changed (stdin, ...): a step that must run once per
     `reruns`, not again for a rotated password, says so here. None runs the script itself."""
+    talks_to: tuple[str, ...] = ()
+    """The services a step in a new instance connects to (its NetworkPolicy edges on a cluster): `service` is only
+    the image it runs in."""
 
     def __post_init__(self) -> None:
         if self.skip_if_absent and not self.in_service:

@@ -96,7 +96,7 @@ def _check_names(services: Mapping[str, ServiceSpec], steps: Mapping[str, OneSho
             f"{service.name}: talks to {name}, which is no service" for name in service.talks_to if name not in services
         ]
     for step in steps.values():
-        used = [step.service, *(r.service for r in step.reruns if isinstance(r, NewInstance))]
+        used = [step.service, *step.talks_to, *(r.service for r in step.reruns if isinstance(r, NewInstance))]
         problems += [f"{step.name}: runs with {name}, which is no service" for name in used if name not in services]
     clashes = set(services) & set(steps)
     problems += [f"{name}: both a service and a step" for name in sorted(clashes)]
