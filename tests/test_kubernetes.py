@@ -391,6 +391,20 @@ def test_each_server_image_migrates_once() -> None:
     assert len(bumped) <= 63
 
 
+def test_a_rotated_password_migrates_again_but_never_seeds_again() -> None:
+    """The migration reads the connection string: a new one is a new Job (harmless: `migrate deploy` applies
+    only what is pending). The seed runs once per seedDataRun, whatever its input."""
+
+    def jobs(**secrets: str) -> dict[str, str]:
+        found = objects(deploy_with("k8s", plain={"seedData": "true"}, **secrets), "Job")
+        return {name.split("-")[0]: name for name in found}
+
+    before, after = jobs(), jobs(postgresPassword="a-rotated-Secret-0042")
+    assert before["migrate"] != after["migrate"]
+    assert before["seed"] == after["seed"]
+    assert before["elastic"] == after["elastic"] and before["minio"] == after["minio"]
+
+
 def test_logstash_and_kibana_wait_for_the_elastic_setup(cluster: Deployment) -> None:
     setup = named(cluster, "elastic-setup-", "Job")
     assert "elasticsearch-statefulset" in waits_for(cluster, setup)
