@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from harness import TEST_SECRETS
+from harness import TEST_SECRETS, deploy_stack
 from local_servers import docker_engine, tiny_image
 from pydantic import SecretStr
 
@@ -304,3 +304,44 @@ def test_kibana_can_read_its_uploaded_config_and_nobody_else_can(
         assert other.returncode != 0, "another uid outside group 0 cannot read the secrets"
     else:
         assert read.returncode != 0, "0600 root:root: Kibana (uid 1000) could not read its configuration"
+
+
+def test_status_tells_two_stacks_of_one_host_apart_by_the_labels_the_program_registers(
+    engine: tuple[str | None, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two stacks of the project on one host, their containers labelled exactly as the program registers them:
+    `status` of one stack lists its containers only (a stack label dropped from the registrations would mix them)."""
+    host, image = engine
+    stacks = {"dev": deploy_stack("dev"), "prod": deploy_stack("prod")}
+    started: list[str] = []
+    try:
+        for stack, deployment in stacks.items():
+            for resource in deployment.resources:
+                if resource.type != "docker:index/container:Container":
+                    continue
+                labels = {entry["label"]: entry["value"] for entry in resource.inputs["labels"]}
+                if labels.get("io.sentineliq.service") not in {"postgres", "server"}:
+                    continue
+                name = f"siq-labels-{stack}-{uuid.uuid4().hex[:6]}"
+                result = docker(
+                    host,
+                    "run",
+                    "--detach",
+                    "--network=none",
+                    f"--name={name}",
+                    *(f"--label={key}={value}" for key, value in labels.items()),
+                    image,
+                    "sleep",
+                    "600",
+                )
+                assert result.returncode == 0, result.stderr
+                started.append(name)
+        for stack in stacks:
+            main(["status", "--stack", stack, "--json", *(["--docker-host", host] if host else [])])
+            report = json.loads(capsys.readouterr().out)
+            found = {s["container"] for s in report["services"] if s["state"] != "missing"}
+            assert found and all(name.startswith(f"siq-labels-{stack}-") for name in found), (stack, found)
+            assert {s["service"] for s in report["services"] if s["state"] != "missing"} == {"postgres", "server"}
+    finally:
+        if started:
+            docker(host, "rm", "-f", *started)

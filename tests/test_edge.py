@@ -331,9 +331,10 @@ def test_the_api_rate_limit_answers_429_past_the_burst(upstreams: dict[str, Stan
 
 def test_an_oversized_body_is_refused(upstreams: dict[str, StandIn], tmp_path: Path) -> None:
     with traefik(settings_for(tls="external", maxBodyMb=1), ports_of(upstreams), tmp_path) as edge:
-        small = request(edge.ports["server"], tls=False, method="POST", body=b"x" * 1000)
+        # maxBodyMb is MiB: a body of exactly 1 MiB passes, one byte more is refused.
+        limit = request(edge.ports["server"], tls=False, method="POST", body=b"x" * (1024 * 1024))
         large = request(edge.ports["server"], tls=False, method="POST", body=b"x" * (1024 * 1024 + 1))
-    assert small[0] == 200
+    assert limit[0] == 200
     assert large[0] == 413
     posts = [r for k, s in upstreams.items() if k.startswith("server") for r in s.requests if r.startswith("POST")]
     assert len(posts) == 1, "the oversized body never reached the API"
