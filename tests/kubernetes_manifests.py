@@ -135,6 +135,12 @@ class Failure:
     path: str
     """The file, relative to the scanned folder, with a leading /."""
 
+    @property
+    def object(self) -> str:
+        """`Kind/name`: checkov names an object Kind.namespace.name (a namespace has no dot; a name may)."""
+        kind, _namespace, name = [*self.resource.split(".", 2), "", ""][:3]
+        return f"{kind}/{name}"
+
 
 @dataclass(frozen=True)
 class CheckovReport:
@@ -176,9 +182,7 @@ class Skip:
     """`Kind/name` of the only objects it applies to; None: every object."""
 
     def covers(self, failure: Failure) -> bool:
-        # checkov names an object Kind.namespace.name (a namespace has no dot; a name may).
-        kind, _namespace, name = [*failure.resource.split(".", 2), "", ""][:3]
-        return failure.check == self.check and (self.resources is None or f"{kind}/{name}" in self.resources)
+        return failure.check == self.check and (self.resources is None or failure.object in self.resources)
 
 
 def skips() -> list[Skip]:

