@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..settings import NAMESPACE, SERVICE_NAMES
+from ..settings import NAMESPACE, SERVICE_NAMES, default_namespace
 from .status_report import ServiceStatus, report
 
 PART_OF = "app.kubernetes.io/part-of"
@@ -112,7 +112,7 @@ def collect(stack: str, namespace: str, context: str | None, project: str = NAME
 def target(config: Mapping[str, str], stack: str) -> tuple[str, str | None]:
     """The stack's namespace and kubeconfig context, from its stack file's config."""
     settings = json.loads(config.get(f"{NAMESPACE}:kubernetes", "{}"))
-    return settings.get("namespace") or f"{NAMESPACE}-{stack}", settings.get("context")
+    return settings.get("namespace") or default_namespace(stack), settings.get("context")
 
 
 def run_status(config: Mapping[str, str], stack: str, as_json: bool) -> int:
