@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 
 from ..naming import StackNames
 from ..settings import Settings
-from ..specs.edge import _middlewares
+from ..specs.edge import HSTS_SECONDS, _middlewares
 from .labels import labels
 
 NGINX = "nginx.ingress.kubernetes.io"
@@ -75,7 +75,9 @@ def traefik_middlewares(settings: Settings) -> dict[str, dict[str, Any]]:
     """The edge's middlewares that make sense in front of a cluster's Services (the retry is the Service's job)."""
     chosen = _middlewares(settings)
     headers = dict(chosen["security-headers"]["headers"])
-    headers["forceSTSHeader"] = False
+    # On a cluster every host is served with cert-manager's certificate, whatever edge.tls (a Docker setting) says:
+    # HSTS always, as ingress-nginx sends it by default; Traefik terminates TLS itself, so no forced header.
+    headers.update(stsSeconds=HSTS_SECONDS, stsIncludeSubdomains=True, forceSTSHeader=False)
     return {
         "security-headers": {"headers": headers},
         "api-rate-limit": chosen["api-rate-limit"],
