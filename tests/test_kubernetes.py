@@ -28,6 +28,7 @@ from harness import (
 
 from sentinel_infra.kubernetes.images import FACTS
 from sentinel_infra.kubernetes.pods import readiness_probe, startup_probe
+from sentinel_infra.ops.evaluate import auto_name
 from sentinel_infra.ops.render import manifests
 from sentinel_infra.specs.elasticsearch import elasticsearch
 
@@ -47,9 +48,9 @@ def cluster() -> Deployment:
 
 
 def objects(deployment: Deployment, kind: str) -> dict[str, Registration]:
-    """The registered objects of a kind, by metadata.name."""
+    """The registered objects of a kind, by metadata.name (an auto-named one's, as the evaluation names it)."""
     return {
-        r.plain("metadata")["name"]: r
+        r.plain("metadata").get("name") or auto_name(r.name): r
         for r in deployment.resources
         if r.type.startswith("kubernetes:") and r.plain("kind") == kind
     }
@@ -285,7 +286,7 @@ def test_secret_data_are_pulumi_secrets(cluster: Deployment) -> None:
     for name, secret in secrets.items():
         assert isinstance(secret.inputs["stringData"], Secret), name
         assert not list(plain_strings(secret.inputs["stringData"]))
-        assert secret.plain("immutable") is True
+        assert secret.plain("immutable") is True, "replaced, never changed in place"
 
 
 def test_secret_variables_are_references(cluster: Deployment) -> None:
@@ -300,10 +301,20 @@ def test_secret_variables_are_references(cluster: Deployment) -> None:
     assert env["S3_BUCKET"]["value"] == "sentineliq"
 
 
-def test_a_changed_secret_is_a_new_secret_and_a_rollout() -> None:
-    before = objects(k8s(), "Deployment")["server"].plain("spec")["template"]
-    after = objects(deploy_with("k8s", jwtSecret="another-jwt-signing-secret-0123456789ab"), "Deployment")["server"]
-    assert before != after.plain("spec")["template"]
+def test_secrets_are_auto_named_and_their_users_refer_to_their_names(cluster: Deployment) -> None:
+    """A new value is a new Secret under a new name (pulumi-kubernetes replaces a Secret whose data change), so the
+    pods that use it roll; its name, a random suffix, tells nothing of its content."""
+    secrets = {r.urn: r for r in cluster.resources if r.plain("kind") == "Secret"}
+    assert secrets
+    for secret in secrets.values():
+        assert "name" not in secret.plain("metadata"), f"{secret.name}: a name chosen by the program"
+    server = objects(cluster, "Deployment")["server"]
+    env_secret = next(r for r in secrets.values() if r.name == "server-env")
+    assert env_secret.urn in server.property_dependencies["spec"], "the pod template follows the Secret's name"
+    migrate = named(cluster, "migrate-", "Job")
+    [volume] = [v for v in pod_spec(migrate)["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == auto_name("migrate-input")
+    assert next(r for r in secrets.values() if r.name == "migrate-input").urn in migrate.property_dependencies["spec"]
 
 
 def test_files_are_mounted_read_only(cluster: Deployment) -> None:
@@ -391,18 +402,18 @@ def test_each_server_image_migrates_once() -> None:
     assert len(bumped) <= 63
 
 
-def test_a_rotated_password_migrates_again_but_never_seeds_again() -> None:
-    """The migration reads the connection string: a new one is a new Job (harmless: `migrate deploy` applies
-    only what is pending). The seed runs once per seedDataRun, whatever its input."""
-
-    def jobs(**secrets: str) -> dict[str, str]:
-        found = objects(deploy_with("k8s", plain={"seedData": "true"}, **secrets), "Job")
-        return {name.split("-")[0]: name for name in found}
-
-    before, after = jobs(), jobs(postgresPassword="a-rotated-Secret-0042")
-    assert before["migrate"] != after["migrate"]
-    assert before["seed"] == after["seed"]
-    assert before["elastic"] == after["elastic"] and before["minio"] == after["minio"]
+def test_a_new_input_migrates_again_but_never_seeds_again() -> None:
+    """The migration reads an auto-named Secret: a new connection string is a new Secret, a new pod template, and
+    the Job is replaced and runs (harmless: `migrate deploy` applies only what is pending). The seed's Secret keeps
+    the Job's name: a new input replaces it under that name, the Job is unchanged and does not run again."""
+    deployment = k8s(seedData="true")
+    inputs = {r.name: r for r in deployment.resources if r.plain("kind") == "Secret"}
+    assert "name" not in inputs["migrate-input"].plain("metadata")
+    seed = named(deployment, "seed-data-1-", "Job")
+    assert inputs["seed-data-input"].plain("metadata")["name"] == seed.plain("metadata")["name"]
+    assert inputs["seed-data-input"].delete_before_replace, "replaced under the same name"
+    assert inputs["seed-data-input"].plain("immutable") is False
+    assert named(deployment, "migrate-", "Job").delete_before_replace
 
 
 def test_logstash_and_kibana_wait_for_the_elastic_setup(cluster: Deployment) -> None:
@@ -574,13 +585,13 @@ def test_traefik_gets_the_edges_middlewares() -> None:
 
 def test_a_private_registry_gets_a_pull_secret() -> None:
     deployment = deploy_with("k8s", plain={"registryUsername": "ci-bot"}, registryToken="ghp-token-0123456789")
-    registry = objects(deployment, "Secret")["registry"]
+    registry = objects(deployment, "Secret")[auto_name("registry")]
     assert registry.plain("type") == "kubernetes.io/dockerconfigjson"
     config = json.loads(unwrap(registry.inputs["stringData"])[".dockerconfigjson"])
     assert config["auths"]["ghcr.io"]["password"] == "ghp-token-0123456789"
     found = pods(deployment)
     for name in ("Deployment/server", "Deployment/client"):
-        assert found[name]["imagePullSecrets"] == [{"name": "registry"}]
+        assert found[name]["imagePullSecrets"] == [{"name": auto_name("registry")}]
     assert named(deployment, "migrate-", "Job") and pod_spec(named(deployment, "migrate-", "Job"))["imagePullSecrets"]
     assert "imagePullSecrets" not in found["StatefulSet/postgres"]
 

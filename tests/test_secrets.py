@@ -44,7 +44,7 @@ def everything(remote: bool, stack: str) -> tuple[Deployment, dict[str, str]]:
     return deploy(config, secret_keys, stack=stack), secrets
 
 
-@pytest.mark.parametrize(("remote", "stack"), [(False, "prod"), (True, "prod"), (False, "dev")])
+@pytest.mark.parametrize(("remote", "stack"), [(False, "prod"), (True, "prod"), (False, "dev"), (False, "k8s")])
 def test_no_form_of_any_secret_outside_a_secret_marker(remote: bool, stack: str) -> None:
     deployment, secrets = everything(remote, stack)
     needles = {form: key for key, value in secrets.items() for form in secret_forms(key, value)}
@@ -64,3 +64,19 @@ def test_the_secrets_do_reach_the_resources_that_need_them() -> None:
     hidden = " ".join(str(resource.inputs) for resource in deployment.resources)
     for key, value in secrets.items():
         assert any(form in hidden for form in secret_forms(key, value)), key
+
+
+@pytest.mark.parametrize("stack", ["prod", "k8s"])
+def test_no_plain_value_depends_on_a_secret(stack: str) -> None:
+    """Not only no form of a secret: nothing derived from one either (a digest in a name confirms a guessed password
+    offline). With every secret's value changed, every plain string registered, names included, is the same."""
+
+    def plain(secrets: dict[str, str]) -> dict[str, list[str]]:
+        config, secret_keys = with_secrets(stack_config(stack), secrets)
+        deployment = deploy(config, secret_keys, stack=stack)
+        return {resource.name: sorted(plain_strings(resource.inputs)) for resource in deployment.resources}
+
+    changed = {key: f"{value}-changed" for key, value in TEST_SECRETS.items()}
+    before, after = plain(dict(TEST_SECRETS)), plain(changed)
+    assert before.keys() == after.keys()
+    assert [name for name in before if before[name] != after[name]] == []

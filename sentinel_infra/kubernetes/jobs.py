@@ -67,7 +67,7 @@ class StepArgs:
     names: StackNames
     namespace: pulumi.Input[str]
     provider: k8s.Provider
-    pull_secret: str | None = None
+    pull_secret: pulumi.Input[str] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     named_after: str | None = None
     """Readable part of the Job's name (the server image's tag for the migration); the digest follows it."""
@@ -76,7 +76,7 @@ class StepArgs:
     depends_on: Sequence[pulumi.Resource] = ()
 
 
-def step_pod(args: StepArgs, secret: str) -> PodSpecArgsDict:
+def step_pod(args: StepArgs, secret: pulumi.Input[str]) -> PodSpecArgsDict:
     scratch = scratch_volumes(("/tmp",), ())  # noqa: S108 - an emptyDir in memory
     container: ContainerArgsDict = {
         "name": args.step,
@@ -103,20 +103,19 @@ class Step(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StepArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentineliq:kubernetes:Step", name, None, opts)
-        identity: dict[str, object] = {"script": args.script, "image": args.image, "env": dict(args.env)}
-        if args.stdin_reruns:
-            identity["stdin"] = args.stdin
-        suffix = digest(identity)
+        # The Job's name: the step, what it is named after, and a digest of what it runs (never of its input).
+        suffix = digest({"script": args.script, "image": args.image, "env": dict(args.env)})
         readable = f"{args.step}-{slug(args.named_after, 30)}" if args.named_after else args.step
         self.job_name = f"{readable}-{suffix}"
+        meta = {"namespace": args.namespace, "labels": labels(args.names, args.step)}
+        # A step that runs again on a new input reads it from an auto-named Secret: a new input is a new Secret,
+        # a new pod template, so the Job is replaced and runs. The seed's Secret keeps the Job's name: a new input
+        # replaces it under that name, the Job is unchanged and does not run again (only seedDataRun reruns it).
         secret = secret_object(
             f"{name}-input",
-            {"name": self.job_name, "namespace": args.namespace, "labels": labels(args.names, args.step)},
+            meta if args.stdin_reruns else {"name": self.job_name, **meta},
             {"script": args.script, "stdin": args.stdin},
-            # Under the Job's name: a changed input of a step that does not run again replaces it in place.
-            pulumi.ResourceOptions(parent=self, provider=args.provider, delete_before_replace=True),
-            # Its name changes with its content, unless a new input must not run the step again (the seed).
-            immutable=args.stdin_reruns,
+            pulumi.ResourceOptions(parent=self, provider=args.provider),
         )
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
@@ -126,7 +125,7 @@ class Step(pulumi.ComponentResource):
                 "active_deadline_seconds": DEADLINE_SECONDS,
                 "template": {
                     "metadata": {"labels": labels(args.names, args.step)},
-                    "spec": step_pod(args, self.job_name),
+                    "spec": step_pod(args, secret.metadata.name),
                 },
             },
             opts=pulumi.ResourceOptions(
@@ -193,8 +192,7 @@ class BackupSchedule(pulumi.ComponentResource):
             opts=on_cluster,
         )
         hidden = secret_env(args.env)
-        secret_name = f"{label}-env-{digest(hidden)}"
-        secret_object(f"{name}-env", {"name": secret_name, **meta}, hidden, on_cluster)
+        secret_name = secret_object(f"{name}-env", {**meta}, hidden, on_cluster).metadata.name
         scratch = scratch_volumes(("/tmp",), ())  # noqa: S108
         container: ContainerArgsDict = {
             "name": "backup",

@@ -43,17 +43,11 @@ SCRATCH_SIZE = "1Gi"
 
 
 def digest(content: object) -> str:
-    """A short digest of an object's content: the suffix of a Secret's or ConfigMap's name, so that a change is a
-    new object and a new Pod template (a rollout), never an edit under running pods. Ten hex characters of SHA-256
-    over the whole document: it tells that something changed, not what."""
-    text = json.dumps(content, sort_keys=True, default=_plain)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def _plain(value: object) -> str:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    raise TypeError(f"cannot digest {type(value).__name__}")
+    """A short digest of plain content (a ConfigMap's files, a Job's script and image): the suffix of a name, so
+    that a change is a new object and a new Pod template (a rollout), never an edit under running pods. Never of a
+    secret: a digest in a name would confirm a guessed password offline (`SecretStr` is refused); a Secret is
+    auto-named instead (secret_object)."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def secret_object(
@@ -61,23 +55,28 @@ def secret_object(
     metadata: ObjectMetaArgsDict,
     values: Mapping[str, str | SecretStr],
     opts: pulumi.ResourceOptions,
-    *,
-    immutable: bool = True,
 ) -> k8s.core.v1.Secret:
-    """An Opaque Secret whose whole data is a Pulumi secret (state and previews show `[secret]`)."""
+    """An Opaque Secret whose whole data is a Pulumi secret (state and previews show `[secret]`).
+
+    Without a `name` in `metadata` it is auto-named (`<resource>-<random>`): pulumi-kubernetes replaces a Secret
+    whose data change (its provider's enableSecretMutable is off by default), so a new value is a new Secret under
+    a new name, and every Pod template that refers to it (by its `metadata.name` output) rolls. Its name says
+    nothing about its content. With a fixed name, a change replaces it under the same name (deleted first)."""
     data = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in values.items()}
+    fixed = "name" in metadata
     return k8s.core.v1.Secret(
         resource,
         metadata=metadata,
         type="Opaque",
-        immutable=immutable,
+        # Never changed in place: replaced (the kubelet need not watch it).
+        immutable=not fixed,
         string_data=pulumi.Output.secret(data),
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=fixed or None)),
     )
 
 
 def run_once_pod(
-    run_as: RunAs, container: ContainerArgsDict, volumes: list[VolumeArgsDict], pull_secret: str | None
+    run_as: RunAs, container: ContainerArgsDict, volumes: list[VolumeArgsDict], pull_secret: pulumi.Input[str] | None
 ) -> PodSpecArgsDict:
     """The pod of a Job or CronJob: never restarted in place (the Job retries with a new pod), no token."""
     pod: PodSpecArgsDict = {
@@ -98,7 +97,7 @@ def secret_env(env: Mapping[str, EnvValue]) -> dict[str, SecretStr]:
     return {name: value for name, value in sorted(env.items()) if isinstance(value, SecretStr)}
 
 
-def env_vars(env: Mapping[str, EnvValue], secret_name: str | None) -> list[EnvVarArgsDict]:
+def env_vars(env: Mapping[str, EnvValue], secret_name: pulumi.Input[str] | None) -> list[EnvVarArgsDict]:
     """Plain variables by value, secret ones by reference to `secret_name` (the key is the variable's name)."""
     entries: list[EnvVarArgsDict] = []
     for name, value in sorted(env.items()):
@@ -140,7 +139,7 @@ class Mounted:
     mounts: list[VolumeMountArgsDict]
 
 
-def file_volumes(files: Sequence[FileUpload], config_map: str | None, secret: str | None) -> Mounted:
+def file_volumes(files: Sequence[FileUpload], config_map: str | None, secret: pulumi.Input[str] | None) -> Mounted:
     """Each file mounted read-only at its path, from the ConfigMap (plain) or the Secret (secret), with its mode."""
     volumes: list[VolumeArgsDict] = []
     mounts: list[VolumeMountArgsDict] = []
@@ -290,10 +289,10 @@ def environment(spec: ServiceSpec, facts: ImageFacts) -> dict[str, EnvValue]:
 class PodObjects:
     """The names of the objects a Pod of the service refers to."""
 
-    env_secret: str | None = None
-    files_secret: str | None = None
+    env_secret: pulumi.Input[str] | None = None
+    files_secret: pulumi.Input[str] | None = None
     config_map: str | None = None
-    pull_secret: str | None = None
+    pull_secret: pulumi.Input[str] | None = None
 
 
 def container(spec: ServiceSpec, facts: ImageFacts, objects: PodObjects) -> ContainerArgsDict:

@@ -29,26 +29,28 @@ from .pods import digest, user
 from .policies import Edge, NetworkPolicies, PoliciesArgs
 from .workloads import Scaling, Storage, Workload, WorkloadArgs
 
-PULL_SECRET = "registry"  # noqa: S105 - the name of the pull Secret, not a secret
 EDGE = "edge"
 PUBLIC = ("client", "server")
 """What the Ingress routes to."""
 
 
-def _pull_secret(settings: Settings, names: StackNames, cluster: Cluster) -> str | None:
-    """A `kubernetes.io/dockerconfigjson` Secret for a private imageRegistry (registryUsername, registryToken)."""
+def _pull_secret(settings: Settings, names: StackNames, cluster: Cluster) -> pulumi.Output[str] | None:
+    """A `kubernetes.io/dockerconfigjson` Secret for a private imageRegistry (registryUsername, registryToken);
+    auto-named like every Secret (a new token, a new Secret, a rollout)."""
     if settings.registry_username is None or settings.registry_token is None:
         return None
     registry = settings.image_registry.split("/", 1)[0]
     auth = {"username": settings.registry_username, "password": settings.registry_token.get_secret_value()}
-    k8s.core.v1.Secret(
+    secret = k8s.core.v1.Secret(
         "registry",
-        metadata={"name": PULL_SECRET, "namespace": cluster.namespace_name, "labels": labels(names)},
+        metadata={"namespace": cluster.namespace_name, "labels": labels(names)},
         type="kubernetes.io/dockerconfigjson",
+        immutable=True,
         string_data=pulumi.Output.secret({".dockerconfigjson": json.dumps({"auths": {registry: auth}})}),
         opts=pulumi.ResourceOptions(parent=cluster, provider=cluster.provider),
     )
-    return PULL_SECRET
+    name: pulumi.Output[str] = secret.metadata.name
+    return name
 
 
 def talks_to(plan: Plan, spec: ServiceSpec) -> list[str]:
@@ -84,10 +86,11 @@ def job_name_part(step: OneShotSpec, plan: Plan, settings: Settings) -> str | No
         if isinstance(rerun, Setting):
             return rerun.value
         if isinstance(rerun, NewInstance):
-            # A new instance of the service on a cluster is a new pod template: its image, environment and files.
-            return digest({"image": plan.services[rerun.service].image, "env": dict(plan.services[rerun.service].env)})[
-                :6
-            ]
+            # A new instance on a cluster is a new pod template: its image and plain environment here (a new
+            # secret is a new Secret, which replaces this step's own input Secret where the step reads it).
+            service = plan.services[rerun.service]
+            plain = {k: v for k, v in service.env.items() if isinstance(v, str)}
+            return digest({"image": service.image, "env": plain})[:6]
     del settings
     return None
 

@@ -58,7 +58,7 @@ class WorkloadArgs:
     provider: k8s.Provider
     storage: Storage
     scaling: Scaling | None = None
-    pull_secret: str | None = None
+    pull_secret: pulumi.Input[str] | None = None
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What must be ready or done first: upstream workloads (ready), one-shot Jobs (complete)."""
 
@@ -94,19 +94,16 @@ class Workload(pulumi.ComponentResource):
         super().__init__("sentineliq:kubernetes:Workload", name, None, opts)
         spec, facts, names = args.spec, args.facts, args.names
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        objects = PodObjects(pull_secret=args.pull_secret)
-
+        # The Secrets are auto-named (secret_object): a new value, a new Secret and a rollout; no name tells of it.
+        unnamed = {"namespace": args.namespace, "labels": labels(names, spec.name)}
         env = secret_env(spec.env)
+        env_name = None
         if env:
-            env_name = f"{spec.name}-env-{digest(env)}"
-            secret_object(f"{name}-env", metadata(env_name, args.namespace, names, spec.name), env, on_cluster)
-            objects = PodObjects(env_secret=env_name, pull_secret=args.pull_secret)
+            env_name = secret_object(f"{name}-env", {**unnamed}, env, on_cluster).metadata.name
         hidden = secret_files(spec.files)
         files_name = None
         if hidden:
-            files_name = f"{spec.name}-files-{digest(hidden)}"
-            meta = metadata(files_name, args.namespace, names, spec.name)
-            secret_object(f"{name}-files", meta, hidden, on_cluster)
+            files_name = secret_object(f"{name}-files", {**unnamed}, hidden, on_cluster).metadata.name
         plain = plain_files(spec.files)
         config_name = None
         if plain:
@@ -118,7 +115,7 @@ class Workload(pulumi.ComponentResource):
                 data=plain,
                 opts=on_cluster,
             )
-        objects = PodObjects(objects.env_secret, files_name, config_name, args.pull_secret)
+        objects = PodObjects(env_name, files_name, config_name, args.pull_secret)
 
         template: PodTemplateSpecArgsDict = {
             "metadata": {"labels": labels(names, spec.name)},

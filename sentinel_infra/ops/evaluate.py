@@ -106,6 +106,12 @@ def _repo_digest(name: str) -> str:
     return f"{head}{slash}{last.split(':', 1)[0]}@{LOCAL_DIGEST}"
 
 
+def auto_name(logical: str) -> str:
+    """What a provider names an object registered without a name: the logical name and a suffix (random for real,
+    derived from the logical name here, so that an evaluation is repeatable)."""
+    return f"{logical}-{hashlib.sha256(logical.encode()).hexdigest()[:7]}"
+
+
 class _Mocks(pulumi.runtime.Mocks):
     def __init__(self, registry_digests: Mapping[str, str]) -> None:
         super().__init__()
@@ -121,7 +127,11 @@ class _Mocks(pulumi.runtime.Mocks):
         if args.typ == "docker:index/container:Container" and not args.inputs.get("name"):
             # pulumi-docker auto-names a container registered without a name (provider/resources.go:
             # SetAutonaming(255, "-")): its logical name and a random suffix, here a stable one.
-            outputs["name"] = f"{args.name}-{hashlib.sha256(args.name.encode()).hexdigest()[:7]}"
+            outputs["name"] = auto_name(args.name)
+        if args.typ.startswith("kubernetes:") and not (args.inputs.get("metadata") or {}).get("name"):
+            # pulumi-kubernetes auto-names an object registered without metadata.name the same way (its logical
+            # name, '-', a random suffix; and replaces it, under a new name, when its data change).
+            outputs["metadata"] = {**(args.inputs.get("metadata") or {}), "name": auto_name(args.name)}
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

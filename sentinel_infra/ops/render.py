@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ..settings import NAMESPACE
-from .evaluate import Evaluation, Registration, Secret, evaluate
+from .evaluate import Evaluation, Registration, Secret, auto_name, evaluate
 from .graph import placeholder_secrets
 from .stack_file import stack_file_config
 
@@ -58,6 +58,9 @@ def normalise(value: Any) -> Any:
 def manifest(resource: Registration) -> dict[str, Any]:
     """A registered Kubernetes object as its manifest: apiVersion, kind, metadata first."""
     body = normalise(redact(resource.inputs))
+    if "name" not in body.get("metadata", {}):
+        # Auto-named (a Secret): the name the evaluation gave it, which the objects that use it refer to.
+        body["metadata"]["name"] = auto_name(resource.name)
     if body.get("kind") == "Secret":
         # Every value of a Secret, whether or not the program marked the whole map secret.
         for field in ("stringData", "data"):
