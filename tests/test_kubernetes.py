@@ -379,13 +379,13 @@ def test_read_only_roots_with_their_write_paths(cluster: Deployment) -> None:
 
 def test_the_server_waits_for_its_migration_job(cluster: Deployment) -> None:
     server = objects(cluster, "Deployment")["server"]
-    job = named(cluster, "migrate-main-", "Job")
+    job = named(cluster, "migrate-1-4-2-", "Job")
     assert job.name in waits_for(cluster, server)
     assert "minio-setup-job" in waits_for(cluster, server)
     assert {"postgres-statefulset", "redis-statefulset", "logstash-deployment"} <= waits_for(cluster, server)
     assert "postgres-statefulset" in waits_for(cluster, job)
     container = pod_spec(job)["containers"][0]
-    assert container["image"] == "ghcr.io/killsearch/saas-server:main"
+    assert container["image"] == "ghcr.io/killsearch/saas-server:1.4.2"
     assert container["command"] == [
         "/bin/sh",
         "-c",

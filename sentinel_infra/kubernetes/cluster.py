@@ -47,7 +47,9 @@ class Cluster(pulumi.ComponentResource):
             k8s.ProviderArgs(
                 kubeconfig=None if kubeconfig is None else pulumi.Output.secret(kubeconfig.get_secret_value()),
                 context=settings.kubernetes.context,
-                # Objects name their namespace explicitly; the provider's default would only hide a forgotten one.
+                # Server-side apply (pulumi-kubernetes 4's default, set so that it stays): the API server merges and
+                # owns the fields, and the HorizontalPodAutoscaler's replica count is not fought over. No default
+                # namespace: every object names the stack's explicitly.
                 enable_server_side_apply=True,
             ),
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["kubeconfig"]),
