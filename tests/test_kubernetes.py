@@ -585,13 +585,13 @@ def test_traefik_gets_the_edges_middlewares() -> None:
 
 def test_a_private_registry_gets_a_pull_secret() -> None:
     deployment = deploy_with("k8s", plain={"registryUsername": "ci-bot"}, registryToken="ghp-token-0123456789")
-    registry = objects(deployment, "Secret")[auto_name("registry")]
+    registry = objects(deployment, "Secret")[auto_name("cluster-registry")]
     assert registry.plain("type") == "kubernetes.io/dockerconfigjson"
     config = json.loads(unwrap(registry.inputs["stringData"])[".dockerconfigjson"])
     assert config["auths"]["ghcr.io"]["password"] == "ghp-token-0123456789"
     found = pods(deployment)
     for name in ("Deployment/server", "Deployment/client"):
-        assert found[name]["imagePullSecrets"] == [{"name": auto_name("registry")}]
+        assert found[name]["imagePullSecrets"] == [{"name": auto_name("cluster-registry")}]
     assert named(deployment, "migrate-", "Job") and pod_spec(named(deployment, "migrate-", "Job"))["imagePullSecrets"]
     assert "imagePullSecrets" not in found["StatefulSet/postgres"]
 

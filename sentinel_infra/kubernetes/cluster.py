@@ -7,6 +7,7 @@ DNS is the one egress every pod needs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -37,6 +38,8 @@ class Cluster(pulumi.ComponentResource):
     provider: k8s.Provider
     namespace: k8s.core.v1.Namespace
     namespace_name: pulumi.Output[str]
+    pull_secret: pulumi.Output[str] | None
+    """The image pull Secret's name, with registry credentials."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentineliq:kubernetes:Cluster", name, None, opts)
@@ -93,4 +96,23 @@ class Cluster(pulumi.ComponentResource):
             },
             opts=in_namespace,
         )
+        self.pull_secret = self._pull_secret(name, settings, names)
         self.register_outputs({"namespace": self.namespace_name})
+
+    def _pull_secret(self, name: str, settings: Settings, names: StackNames) -> pulumi.Output[str] | None:
+        """A `kubernetes.io/dockerconfigjson` Secret for a private imageRegistry (registryUsername, registryToken);
+        auto-named like every Secret (a new token, a new Secret, a rollout). Its name, or None."""
+        if settings.registry_username is None or settings.registry_token is None:
+            return None
+        registry = settings.image_registry.split("/", 1)[0]
+        auth = {"username": settings.registry_username, "password": settings.registry_token.get_secret_value()}
+        secret = k8s.core.v1.Secret(
+            f"{name}-registry",
+            metadata={"namespace": self.namespace_name, "labels": labels(names)},
+            type="kubernetes.io/dockerconfigjson",
+            immutable=True,
+            string_data=pulumi.Output.secret({".dockerconfigjson": json.dumps({"auths": {registry: auth}})}),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+        )
+        secret_name: pulumi.Output[str] = secret.metadata.name
+        return secret_name

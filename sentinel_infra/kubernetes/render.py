@@ -11,10 +11,7 @@ What the cluster does not have, and the renderer leaves out:
 
 from __future__ import annotations
 
-import json
-
 import pulumi
-import pulumi_kubernetes as k8s
 
 from ..naming import StackNames
 from ..settings import Settings
@@ -24,7 +21,6 @@ from .cluster import Cluster, ClusterArgs
 from .images import FACTS
 from .ingress import Entry, EntryArgs
 from .jobs import BackupArgs, BackupSchedule, Step, StepArgs
-from .labels import labels
 from .pods import digest, user
 from .policies import Edge, NetworkPolicies, PoliciesArgs
 from .workloads import Scaling, Storage, Workload, WorkloadArgs
@@ -32,25 +28,6 @@ from .workloads import Scaling, Storage, Workload, WorkloadArgs
 EDGE = "edge"
 PUBLIC = ("client", "server")
 """What the Ingress routes to."""
-
-
-def _pull_secret(settings: Settings, names: StackNames, cluster: Cluster) -> pulumi.Output[str] | None:
-    """A `kubernetes.io/dockerconfigjson` Secret for a private imageRegistry (registryUsername, registryToken);
-    auto-named like every Secret (a new token, a new Secret, a rollout)."""
-    if settings.registry_username is None or settings.registry_token is None:
-        return None
-    registry = settings.image_registry.split("/", 1)[0]
-    auth = {"username": settings.registry_username, "password": settings.registry_token.get_secret_value()}
-    secret = k8s.core.v1.Secret(
-        "registry",
-        metadata={"namespace": cluster.namespace_name, "labels": labels(names)},
-        type="kubernetes.io/dockerconfigjson",
-        immutable=True,
-        string_data=pulumi.Output.secret({".dockerconfigjson": json.dumps({"auths": {registry: auth}})}),
-        opts=pulumi.ResourceOptions(parent=cluster, provider=cluster.provider),
-    )
-    name: pulumi.Output[str] = secret.metadata.name
-    return name
 
 
 def talks_to(plan: Plan, spec: ServiceSpec) -> list[str]:
@@ -100,7 +77,7 @@ def build(settings: Settings, names: StackNames, plan: Plan) -> dict[str, pulumi
     cluster = Cluster("cluster", ClusterArgs(settings=settings, names=names))
     namespace = cluster.namespace_name
     namespace_name = settings.namespace(names.stack)
-    pull = _pull_secret(settings, names, cluster)
+    pull = cluster.pull_secret
     services = [name for name in plan.order if name in plan.services and name != EDGE]
     steps = [plan.steps[name] for name in plan.order if name in plan.steps and not plan.steps[name].in_service]
     storage = Storage(
