@@ -16,7 +16,6 @@ violation, unknown values left to the framework); the two stack rules see every 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -335,7 +334,7 @@ def secret_values(resources: Sequence[StackResource]) -> dict[str, str]:
         for encoded in fields(secret.props.get("data")).values():
             try:
                 values.append(base64.b64decode(text(encoded), validate=True).decode())
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # binascii.Error, a non-ASCII string, UnicodeDecodeError: all ValueErrors
                 values.append(text(encoded))
         found.update({value: secret.name for value in values if len(value) >= MIN_SECRET_LENGTH})
     return found
