@@ -295,14 +295,20 @@ secret."""
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CheckovReport]:
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Each variant's manifests in its own folder, and `render`'s own output for the committed stack (`cli`, with
-    the placeholder secrets it uses), scanned by one checkov run."""
+    the placeholder secrets it uses)."""
     root = tmp_path_factory.mktemp("rendered")
     for name, (plain, secrets) in VARIANTS.items():
         write(root / name, _variant(plain, secrets))
     assert main(["render", "--stack", "k8s", "--out", str(root / "cli")]) == 0
-    return root, checkov(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def rendered(written: Path) -> tuple[Path, CheckovReport]:
+    """The written manifests, scanned by one checkov run."""
+    return written, checkov(written)
 
 
 def test_what_render_writes_passes_every_check(rendered: tuple[Path, CheckovReport]) -> None:
@@ -318,8 +324,8 @@ def test_what_render_writes_passes_every_check(rendered: tuple[Path, CheckovRepo
     assert {"StatefulSet", "Deployment", "Job", "CronJob", "NetworkPolicy", "Ingress", "Middleware"} <= kinds
 
 
-def test_render_writes_no_secret(rendered: tuple[Path, CheckovReport]) -> None:
-    root, _report = rendered
+def test_render_writes_no_secret(written: Path) -> None:
+    root = written
     text = "\n".join(path.read_text() for path in root.rglob("*.yaml"))
     for key, value in {**TEST_SECRETS, "registryToken": "tok-0123456789"}.items():
         for form, shown in secret_forms(key, value).items():
@@ -337,11 +343,11 @@ def test_each_skip_is_needed(rendered: tuple[Path, CheckovReport]) -> None:
         assert skip.resources is None or skip.resources == failing, skip.check
 
 
-def test_each_ingress_class_gets_the_edges_protections(rendered: tuple[Path, CheckovReport]) -> None:
+def test_each_ingress_class_gets_the_edges_protections(written: Path) -> None:
     """What README's table "What each ingress class enforces of the edge" says, on what render writes: the rate
     limit and burst (edge.rateLimitAverage 50, edge.rateLimitBurst 200 in Pulumi.k8s.yaml), the body limit (25 MiB),
     the security headers and HSTS, and TLS from cert-manager on both hosts."""
-    root, _report = rendered
+    root = written
     for variant in ("k8s", "k8s-traefik"):
         for host in ("client", "server"):
             ingress = yaml.safe_load((root / variant / f"ingress-{host}.yaml").read_text())
