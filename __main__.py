@@ -1,4 +1,5 @@
-"""SentinelIQ on a Docker host: validate the stack's configuration, declare the stack, export its outputs."""
+"""SentinelIQ on a Docker host or a Kubernetes cluster: validate the stack's configuration, declare the stack,
+export its outputs."""
 
 import os
 
@@ -9,6 +10,7 @@ from sentinel_infra.settings import load_settings
 from sentinel_infra.stack import build_stack
 
 settings = load_settings()
-check_engine_environment(os.environ)
+if settings.platform == "docker":
+    check_engine_environment(os.environ)
 for name, value in build_stack(settings).items():
     pulumi.export(name, value)

@@ -203,3 +203,16 @@ def test_the_program_refuses_a_docker_context(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(pulumi.RunError, match="DOCKER_CONTEXT is set"):
         deploy(*with_secrets(stack_config("dev")), stack="dev", program=program)
     assert harness.LAST_REGISTRATIONS == [], "refused before anything is declared"
+
+
+def test_a_kubernetes_stack_ignores_a_docker_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_CONTEXT only misleads the Docker provider: a cluster stack, which has none, deploys with it set."""
+    monkeypatch.setenv("DOCKER_CONTEXT", "colima")
+
+    def program() -> dict[str, object]:
+        runpy.run_path(str(ROOT / "__main__.py"))
+        return {}
+
+    deploy(*with_secrets(stack_config("k8s")), stack="k8s", program=program)
+    types = {registration.type for registration in harness.LAST_REGISTRATIONS}
+    assert "kubernetes:apps/v1:Deployment" in types and not any(t.startswith("docker:") for t in types)
